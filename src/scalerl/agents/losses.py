@@ -1,0 +1,98 @@
+"""Pure loss pieces: tanh-Gaussian sampling, C51 projection, categorical and scalar TD targets."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def tanh_log_det(u: jax.Array) -> jax.Array:
+    """log(1 - tanh(u)^2) in the stable form 2 (log 2 - u - softplus(-2u)) (spec 1.5)."""
+    return 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+
+
+def tanh_gaussian_sample(
+    key: jax.Array, mean: jax.Array, log_std: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Reparameterised sample a = tanh(u), u ~ N(mean, std^2), and log pi(a), summed over dims.
+
+    log pi(a|s) = sum_i [log N(u_i; mu_i, sigma_i) - log(1 - tanh^2 u_i)] (SAC, Haarnoja et al.
+    2018, appendix C), computed from the pre-tanh u.
+    """
+    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    u = mean + jnp.exp(log_std) * eps
+    log_normal = -0.5 * jnp.square(eps) - log_std - 0.5 * LOG_2PI
+    return jnp.tanh(u), jnp.sum(log_normal - tanh_log_det(u), axis=-1)
+
+
+def support(num_bins: int, v_max: float) -> jax.Array:
+    """Bin centres z_k = linspace(-v_max, v_max, K) (spec 1.6)."""
+    return jnp.linspace(-v_max, v_max, num_bins, dtype=jnp.float32)
+
+
+def categorical_value(logits: jax.Array, v_max: float) -> jax.Array:
+    """Expected value sum_k softmax(logits)_k z_k over the last axis."""
+    probs = jax.nn.softmax(logits, axis=-1)
+    return jnp.sum(probs * support(logits.shape[-1], v_max), axis=-1)
+
+
+def categorical_projection(atoms: jax.Array, probs: jax.Array, v_max: float) -> jax.Array:
+    """Project a distribution on shifted atoms back onto the fixed support (C51, Bellemare 2017).
+
+    Each atom's mass is split between its two neighbouring bins in proportion to proximity; an
+    atom exactly on a bin gives all of its mass to that bin. Written as a triangular kernel
+    max(0, 1 - |b_k - j|), which equals the floor/ceil rule of spec 2.4 and needs no scatter.
+
+    Args:
+        atoms: (..., K) target atom positions; clipped to [-v_max, v_max].
+        probs: (..., K) probabilities of the atoms.
+        v_max: half-width of the support.
+
+    Returns:
+        (..., K) projected probabilities; sums to sum(probs).
+    """
+    num_bins = atoms.shape[-1]
+    delta = 2.0 * v_max / (num_bins - 1)
+    b = (jnp.clip(atoms, -v_max, v_max) + v_max) / delta
+    j = jnp.arange(num_bins, dtype=jnp.float32)
+    weights = jnp.maximum(0.0, 1.0 - jnp.abs(b[..., :, None] - j))
+    return jnp.einsum("...k,...kj->...j", probs, weights)
+
+
+def categorical_td_target(
+    reward: jax.Array,
+    discount: jax.Array,
+    terminated: jax.Array,
+    next_probs: jax.Array,
+    next_entropy_term: jax.Array,
+    v_max: float,
+) -> jax.Array:
+    """Projected soft-Bellman target distribution (spec 2.4).
+
+    z_hat_k = clip(r + gamma_n (1 - d) (z_k - alpha log pi(a'|s')), -v_max, v_max), projected.
+    """
+    z = support(next_probs.shape[-1], v_max)
+    scale = (discount * (1.0 - terminated))[:, None]
+    atoms = reward[:, None] + scale * (z[None, :] - next_entropy_term[:, None])
+    return jax.lax.stop_gradient(categorical_projection(atoms, next_probs, v_max))
+
+
+def scalar_td_target(
+    reward: jax.Array,
+    discount: jax.Array,
+    terminated: jax.Array,
+    next_q: jax.Array,
+    next_entropy_term: jax.Array,
+) -> jax.Array:
+    """y = r + gamma_n (1 - d) (Q'(s', a') - alpha log pi(a'|s')) (spec 5.2)."""
+    target = reward + discount * (1.0 - terminated) * (next_q - next_entropy_term)
+    return jax.lax.stop_gradient(target)
+
+
+def cross_entropy(target_probs: jax.Array, logits: jax.Array) -> jax.Array:
+    """-sum_k m_k log p_k over the last axis."""
+    return -jnp.sum(target_probs * jax.nn.log_softmax(logits, axis=-1), axis=-1)

@@ -1,0 +1,257 @@
+"""Soft Actor-Critic with SimbaV2, SimBa or MLP networks, as pure functions on `SACState`.
+
+Update order (spec 2.1): actor step -> temperature step -> critic step (target from the new actor
+and new temperature) -> Polyak. SimbaV2 kernels are projected after every actor and critic step;
+the target critic is not re-projected (spec 1.9).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from scalerl.agents import losses
+from scalerl.agents.state import NetState, SACState, apply_gradients, polyak
+from scalerl.buffers.replay import Batch
+from scalerl.config import AgentConfig
+from scalerl.networks import Actor, ensemble_critic, project_kernels
+from scalerl.normalizers import (
+    normalize,
+    reward_scale,
+    reward_scale_init,
+    reward_scale_update,
+    stats_init,
+    stats_update,
+)
+
+Metrics = dict[str, jax.Array]
+
+
+def make_schedule(cfg: AgentConfig, decay_steps: int) -> optax.Schedule:
+    """Linear decay lr_init -> lr_end over `decay_steps` updates, then constant (spec 2.6)."""
+    if cfg.lr_end == cfg.lr_init:
+        return optax.constant_schedule(cfg.lr_init)
+    return optax.linear_schedule(cfg.lr_init, cfg.lr_end, decay_steps)
+
+
+def make_optimizer(cfg: AgentConfig, schedule: optax.Schedule) -> optax.GradientTransformation:
+    """Adam (SimbaV2, no weight decay) or AdamW on every parameter (SimBa, spec 5.2)."""
+    if cfg.optimizer == "adamw":
+        return optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=cfg.weight_decay)
+    return optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
+
+
+@dataclass(frozen=True)
+class SAC:
+    """A SAC agent's static parts (networks, optimizers, constants) and its pure functions.
+
+    Build with `make_sac`. Holds no mutable state: every method maps a `SACState` to a new one,
+    so methods can be jitted, vmapped over seeds and scanned over updates.
+    """
+
+    cfg: AgentConfig
+    obs_dim: int
+    action_dim: int
+    actor: Any
+    critic: Any
+    actor_tx: optax.GradientTransformation
+    critic_tx: optax.GradientTransformation
+    temp_tx: optax.GradientTransformation
+
+    @property
+    def gamma(self) -> float:
+        return float(self.cfg.gamma)
+
+    @property
+    def target_entropy(self) -> float:
+        return self.cfg.target_entropy_coef * self.action_dim
+
+    def _project(self, params: Any) -> Any:
+        return project_kernels(params) if self.cfg.project_weights else params
+
+    # ------------------------------------------------------------------ init and acting
+
+    def init(self, key: jax.Array) -> SACState:
+        """Fresh state: projected networks, target = critic, log alpha = log(temp_init) (1.8)."""
+        rng, actor_key, critic_key = jax.random.split(key, 3)
+        obs = jnp.zeros((1, self.obs_dim), jnp.float32)
+        act = jnp.zeros((1, self.action_dim), jnp.float32)
+        actor_params = self._project(self.actor.init(actor_key, obs)["params"])
+        critic_params = self._project(self.critic.init(critic_key, obs, act)["params"])
+        temp_params = {"log_temp": jnp.float32(math.log(self.cfg.temp_init))}
+        state = SACState(
+            actor=NetState(actor_params, self.actor_tx.init(actor_params)),
+            critic=NetState(critic_params, self.critic_tx.init(critic_params)),
+            target_params=critic_params,
+            temp=NetState(temp_params, self.temp_tx.init(temp_params)),
+            obs_stats=stats_init((self.obs_dim,)),
+            reward_stats=reward_scale_init(),
+            rng=rng,
+            updates=jnp.int32(0),
+        )
+        # Distinct buffers for every leaf (the target starts equal to the critic), so the whole
+        # state can be donated to a jitted step.
+        return jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), state)
+
+    def normalize_obs(self, state: SACState, obs: jax.Array) -> jax.Array:
+        """Observation as the networks see it (running-statistics normalisation, spec 2.8)."""
+        return normalize(state.obs_stats, obs) if self.cfg.normalize_obs else obs
+
+    def act(
+        self, state: SACState, obs: jax.Array, key: jax.Array, deterministic: bool = False
+    ) -> jax.Array:
+        """Action for `obs` ((d_o,) or (B, d_o)): tanh(mean) if deterministic, else a sample."""
+        mean, log_std = self.actor.apply({"params": state.actor.params}, self.normalize_obs(state, obs))
+        if deterministic:
+            return jnp.tanh(mean)
+        return losses.tanh_gaussian_sample(key, mean, log_std)[0]
+
+    def observe(
+        self, state: SACState, obs: jax.Array, reward: jax.Array, done: jax.Array
+    ) -> SACState:
+        """Update the normalisers once per agent step (spec 2.7-2.8).
+
+        Args:
+            state: agent state.
+            obs: the observation the agent is about to act on (d_o,).
+            reward: raw reward of the previous transition.
+            done: terminated OR truncated of the previous transition.
+        """
+        obs_stats = stats_update(state.obs_stats, obs[None]) if self.cfg.normalize_obs else state.obs_stats
+        reward_stats = state.reward_stats
+        if self.cfg.normalize_reward:
+            reward_stats = reward_scale_update(reward_stats, reward, done, self.gamma)
+        return state.replace(obs_stats=obs_stats, reward_stats=reward_stats)
+
+    # ------------------------------------------------------------------ critic helpers
+
+    def _critic_out(self, params: Any, obs: jax.Array, action: jax.Array) -> jax.Array:
+        """Critic ensemble output (num_qs, B, num_bins)."""
+        return self.critic.apply({"params": params}, obs, action)
+
+    def _q_values(self, out: jax.Array) -> jax.Array:
+        """Expected Q per ensemble member (num_qs, B)."""
+        if self.cfg.critic_head == "categorical":
+            return losses.categorical_value(out, self.cfg.g_max)
+        return out[..., 0]
+
+    # ------------------------------------------------------------------ update steps
+
+    def _actor_step(
+        self, state: SACState, obs: jax.Array, data_action: jax.Array, key: jax.Array
+    ) -> tuple[NetState, Metrics]:
+        """Minimise E[alpha log pi(a|s) - min_j Q_j(s, a)] (+ BC term offline) (spec 2.2)."""
+        alpha = jnp.exp(state.temp.params["log_temp"])
+
+        def loss_fn(params: Any) -> tuple[jax.Array, Metrics]:
+            mean, log_std = self.actor.apply({"params": params}, obs)
+            action, log_prob = losses.tanh_gaussian_sample(key, mean, log_std)
+            q = self._q_values(self._critic_out(state.critic.params, obs, action)).min(axis=0)
+            loss = jnp.mean(alpha * log_prob - q)
+            if self.cfg.bc_alpha > 0:
+                bc = jnp.mean(jnp.square(action - data_action))
+                loss += self.cfg.bc_alpha * jax.lax.stop_gradient(jnp.mean(jnp.abs(q))) * bc
+            info = {"train/actor_loss": loss, "train/entropy": -jnp.mean(log_prob)}
+            return loss, info | {"train/mean_action": jnp.mean(action)}
+
+        grads, info = jax.grad(loss_fn, has_aux=True)(state.actor.params)
+        return apply_gradients(self.actor_tx, state.actor, grads, self._project), info
+
+    def _temperature_step(self, temp: NetState, entropy: jax.Array) -> tuple[NetState, Metrics]:
+        """Minimise alpha (H - H_target) with respect to log alpha (spec 2.3)."""
+
+        def loss_fn(params: Any) -> jax.Array:
+            return jnp.exp(params["log_temp"]) * (entropy - self.target_entropy)
+
+        loss, grads = jax.value_and_grad(loss_fn)(temp.params)
+        temp = apply_gradients(self.temp_tx, temp, grads)
+        alpha = jnp.exp(temp.params["log_temp"])
+        return temp, {"train/temperature": alpha, "train/temperature_loss": loss}
+
+    def _critic_target(
+        self, state: SACState, actor_params: Any, alpha: jax.Array, batch: Batch, key: jax.Array
+    ) -> jax.Array:
+        """Target distribution (B, K) or scalar target (B,) from the new actor and alpha."""
+        next_obs = self.normalize_obs(state, batch.next_obs)
+        mean, log_std = self.actor.apply({"params": actor_params}, next_obs)
+        next_action, next_log_prob = losses.tanh_gaussian_sample(key, mean, log_std)
+        entropy_term = alpha * next_log_prob
+        out = self._critic_out(state.target_params, next_obs, next_action)
+        next_q = self._q_values(out)
+        reward = self._scaled_reward(state, batch.reward)
+        if self.cfg.critic_head == "scalar":
+            return losses.scalar_td_target(
+                reward, batch.discount, batch.terminated, next_q.min(axis=0), entropy_term
+            )
+        head = jnp.argmin(next_q, axis=0)  # per-sample head with the smaller expected Q
+        probs = jax.nn.softmax(out, axis=-1)
+        chosen = jnp.take_along_axis(probs, head[None, :, None], axis=0)[0]
+        return losses.categorical_td_target(
+            reward, batch.discount, batch.terminated, chosen, entropy_term, self.cfg.g_max
+        )
+
+    def _critic_step(
+        self, state: SACState, obs: jax.Array, batch: Batch, target: jax.Array
+    ) -> tuple[NetState, Metrics]:
+        """Cross-entropy to the projected target (SimbaV2) or MSE (SimBa, MLP), summed over Qs."""
+
+        def loss_fn(params: Any) -> tuple[jax.Array, Metrics]:
+            out = self._critic_out(params, obs, batch.action)
+            if self.cfg.critic_head == "categorical":
+                per_head = jnp.mean(losses.cross_entropy(target[None], out), axis=1)
+            else:
+                per_head = jnp.mean(jnp.square(out[..., 0] - target[None]), axis=1)
+            return jnp.sum(per_head), {"train/q_mean": jnp.mean(self._q_values(out))}
+
+        (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.critic.params)
+        critic = apply_gradients(self.critic_tx, state.critic, grads, self._project)
+        return critic, info | {"train/critic_loss": loss}
+
+    def _scaled_reward(self, state: SACState, reward: jax.Array) -> jax.Array:
+        if not self.cfg.normalize_reward:
+            return reward
+        return reward / reward_scale(state.reward_stats, self.cfg.g_max)
+
+    def update(self, state: SACState, batch: Batch) -> tuple[SACState, Metrics]:
+        """One SAC update on a raw batch: actor, temperature, critic, Polyak (spec 2.1)."""
+        rng, actor_key, critic_key = jax.random.split(state.rng, 3)
+        obs = self.normalize_obs(state, batch.obs)
+        actor, actor_info = self._actor_step(state, obs, batch.action, actor_key)
+        temp, temp_info = self._temperature_step(state.temp, actor_info["train/entropy"])
+        alpha = jnp.exp(temp.params["log_temp"])
+        target = self._critic_target(state, actor.params, alpha, batch, critic_key)
+        critic, critic_info = self._critic_step(state, obs, batch, target)
+        target_params = polyak(state.target_params, critic.params, self.cfg.tau)
+        new_state = state.replace(
+            actor=actor, critic=critic, target_params=target_params, temp=temp, rng=rng,
+            updates=state.updates + 1,
+        )
+        reward = self._scaled_reward(state, batch.reward)
+        extra = {"train/reward_mean": jnp.mean(reward), "train/reward_max": jnp.max(reward)}
+        return new_state, actor_info | temp_info | critic_info | extra
+
+    def update_many(self, state: SACState, batches: Batch) -> tuple[SACState, Metrics]:
+        """`update` over the leading axis of `batches` with lax.scan; metrics averaged."""
+        state, metrics = jax.lax.scan(self.update, state, batches)
+        return state, jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
+
+
+def make_sac(cfg: AgentConfig, obs_dim: int, action_dim: int, decay_steps: int = 1) -> SAC:
+    """Build a SAC agent from a resolved config (gamma and use_cdq must not be None)."""
+    if cfg.gamma is None or cfg.use_cdq is None:
+        raise ValueError("resolve gamma and use_cdq before make_sac (see train.setup)")
+    num_bins = cfg.num_bins if cfg.critic_head == "categorical" else 1
+    actor = Actor(cfg.agent, cfg.actor_width, cfg.actor_depth, action_dim, cfg.c_shift)
+    critic_cls = ensemble_critic(2 if cfg.use_cdq else 1)
+    critic = critic_cls(cfg.agent, cfg.critic_width, cfg.critic_depth, num_bins, cfg.c_shift)
+    schedule = make_schedule(cfg, decay_steps)
+    temp_tx = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
+    return SAC(
+        cfg, obs_dim, action_dim, actor, critic,
+        make_optimizer(cfg, schedule), make_optimizer(cfg, schedule), temp_tx,
+    )

@@ -1,0 +1,105 @@
+"""Command line: `scalerl train`, `scalerl evaluate` (tyro; `--help` documents every option)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+
+from scalerl.config import AGENTS, TrainConfig, agent_preset
+from scalerl.errors import ScalerlError
+
+COMMANDS = {
+    "train": "train an agent online (scalerl train --help)",
+    "evaluate": "re-evaluate a saved run's policy (scalerl evaluate RUN_DIR)",
+}
+
+
+def _agent_from_args(args: list[str]) -> str:
+    """The value of --agent in `args` (default simbav2), to choose the preset defaults."""
+    for i, arg in enumerate(args):
+        if arg == "--agent" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--agent="):
+            return arg.split("=", 1)[1]
+    return "simbav2"
+
+
+def parse_train(args: list[str]) -> TrainConfig:
+    """Parse `scalerl train` options on top of the chosen agent's paper preset."""
+    agent = _agent_from_args(args)
+    if agent not in AGENTS:
+        raise ScalerlError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
+    default = TrainConfig(agent=agent_preset(agent))
+    return tyro.cli(
+        tyro.conf.OmitArgPrefixes[TrainConfig], args=args, default=default,
+        prog="scalerl train", description="Train an agent online. Defaults follow --agent's preset.",
+    )
+
+
+def run_train(args: list[str]) -> None:
+    from scalerl.train.loop import train
+
+    run_dir = train(parse_train(args))
+    print(f"run written to {run_dir}")
+
+
+def evaluate(
+    run: Annotated[Path, tyro.conf.Positional],
+    episodes: int = 10,
+    seed: int | None = None,
+) -> None:
+    """Re-evaluate a saved run's policy (deterministic actions) and print mean/std return.
+
+    Args:
+        run: Run directory (runs/<name>).
+        episodes: Number of evaluation episodes.
+        seed: Environment seed (default: the run's seed).
+    """
+    from scalerl.train.evaluate import evaluate_run
+
+    result = evaluate_run(run, episodes, seed)
+    metrics = result.metrics()
+    line = f"{run}: return {metrics['eval/return']:.1f} +- {metrics['eval/return_std']:.1f}"
+    line += f" over {episodes} episodes"
+    if "eval/success" in metrics:
+        line += f", success {metrics['eval/success']:.2f}"
+    print(line)
+
+
+def run_evaluate(args: list[str]) -> None:
+    tyro.cli(evaluate, args=args, prog="scalerl evaluate")
+
+
+def _usage() -> str:
+    lines = ["usage: scalerl COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors print one line and exit with status 2."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    handlers = {"train": run_train, "evaluate": run_evaluate}
+    if command not in handlers:
+        print(f"scalerl: unknown command {command!r}\n{_usage()}", file=sys.stderr)
+        return 2
+    try:
+        handlers[command](rest)
+    except ScalerlError as err:
+        print(f"scalerl: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("scalerl: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

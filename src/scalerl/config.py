@@ -1,0 +1,228 @@
+"""Typed, frozen configuration: agent and run settings, agent presets, derived values, validation.
+
+Every field is documented once, here; `scalerl train --help` shows these docs. Values that other
+values determine (discount, clipped double-Q, learning-rate decay length, Scaler constants) are
+`None` ("auto") by default and resolved by the small functions at the bottom of this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from scalerl.errors import ConfigError
+
+AgentName = Literal["simbav2", "simba", "mlp"]
+AGENTS: tuple[str, ...] = ("simbav2", "simba", "mlp")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """SAC agent: network family, sizes and update hyper-parameters (SimbaV2 paper defaults)."""
+
+    agent: AgentName = "simbav2"
+    """Agent preset: simbav2 (hyperspherical nets, categorical critic), simba (pre-LN residual
+    nets), mlp (plain 256x2 SAC). Selecting one resets every other default to that preset."""
+    actor_width: int = 128
+    """Actor hidden width h."""
+    actor_depth: int = 1
+    """Actor residual blocks L (mlp: hidden layers)."""
+    critic_width: int = 512
+    """Critic hidden width h."""
+    critic_depth: int = 2
+    """Critic residual blocks L (mlp: hidden layers)."""
+    critic_head: Literal["categorical", "scalar"] = "categorical"
+    """Critic output: 101-bin categorical (cross-entropy) or scalar (MSE)."""
+    num_bins: int = 101
+    """Categorical critic bins on [-g_max, g_max]."""
+    use_cdq: bool | None = None
+    """Clipped double-Q (two critics, min). None: on iff the suite is episodic (spec 1.6)."""
+    gamma: float | None = None
+    """Discount. None: heuristic from episode length and action repeat (spec 2.12)."""
+    n_step: int = 1
+    """n-step returns (never crossing an episode end)."""
+    batch_size: int = 256
+    """Minibatch size per gradient update."""
+    tau: float = 0.005
+    """Polyak averaging rate of the target critic."""
+    optimizer: Literal["adam", "adamw"] = "adam"
+    """Optimizer for actor and critic (temperature always uses Adam without decay)."""
+    lr_init: float = 1e-4
+    """Initial learning rate (actor, critic, temperature)."""
+    lr_end: float = 5e-5
+    """Final learning rate of the linear decay (set equal to lr_init for a constant rate)."""
+    lr_decay_fraction: float = 1.0
+    """Decay length as a fraction of the run's nominal number of updates (spec 2.6)."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay of actor and critic (AdamW only)."""
+    temp_init: float = 0.01
+    """Initial entropy temperature alpha."""
+    target_entropy_coef: float = -0.5
+    """Target entropy = coef * action_dim."""
+    normalize_obs: bool = True
+    """Running mean/variance observation normalisation (statistics in the agent state)."""
+    normalize_reward: bool = True
+    """Divide rewards by the running discounted-return scale, bounded by g_max (spec 2.7)."""
+    g_max: float = 5.0
+    """Return bound of the reward scale and half-width of the categorical support."""
+    c_shift: float = 3.0
+    """SimbaV2 input shift constant appended before l2-normalisation."""
+    project_weights: bool = True
+    """SimbaV2: re-project kernels onto the unit sphere after every optimizer step."""
+    bc_alpha: float = 0.0
+    """Behaviour-cloning weight of the actor loss (offline RL; 0 = off)."""
+
+
+def agent_preset(agent: str) -> AgentConfig:
+    """The paper defaults of an agent preset (SimbaV2 spec 1.10/2.6, SimBa 5.2, SAC 5.2)."""
+    if agent == "simbav2":
+        return AgentConfig()
+    if agent == "simba":
+        return AgentConfig(
+            agent="simba",
+            critic_head="scalar",
+            optimizer="adamw",
+            lr_end=1e-4,
+            weight_decay=1e-2,
+            normalize_reward=False,
+            project_weights=False,
+        )
+    if agent == "mlp":
+        return AgentConfig(
+            agent="mlp",
+            actor_width=256,
+            actor_depth=2,
+            critic_width=256,
+            critic_depth=2,
+            critic_head="scalar",
+            use_cdq=True,
+            lr_init=3e-4,
+            lr_end=3e-4,
+            temp_init=1.0,
+            target_entropy_coef=-1.0,
+            normalize_obs=False,
+            normalize_reward=False,
+            project_weights=False,
+        )
+    raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One online training run: environment, budget, cadence, outputs, and the agent."""
+
+    env: str = "dmc:cartpole-swingup"
+    """Environment id: dmc:<domain>-<task> (e.g. dmc:walker-walk) or a Gymnasium id (Hopper-v5)."""
+    seed: int = 0
+    """Random seed (network init, exploration, environment)."""
+    env_steps: int = 1_000_000
+    """Budget in environment frames (agent steps x action repeat), as the paper counts."""
+    utd: float = 2.0
+    """Gradient updates per agent step (may be fractional, e.g. 0.5)."""
+    warmup_steps: int = 5_000
+    """Agent steps of uniform random actions before the first update."""
+    buffer_capacity: int = 1_000_000
+    """Replay buffer capacity in transitions."""
+    action_repeat: int | None = None
+    """Action repeat. None: suite preset (DMC/MyoSuite/HumanoidBench 2, MuJoCo 1)."""
+    max_episode_steps: int | None = None
+    """Episode time limit in raw environment steps. None: suite preset."""
+    eval_every: int | None = None
+    """Agent steps between evaluations. None: suite preset (50,000)."""
+    eval_episodes: int = 10
+    """Deterministic episodes per evaluation."""
+    log_every: int = 1_000
+    """Agent steps between training-metric log points."""
+    checkpoint_every: int = 0
+    """Agent steps between checkpoints (0: only at the end and at each evaluation)."""
+    name: str | None = None
+    """Run name (directory under run_root). None: <agent>-<env>-s<seed>-<timestamp>."""
+    run_root: Path = Path("runs")
+    """Directory holding run directories."""
+    tensorboard: bool = True
+    """Write TensorBoard event files to <run>/tb."""
+    wandb_project: str | None = None
+    """Also log to this Weights & Biases project (needs `pip install scalerl[wandb]`)."""
+    progress: bool = True
+    """Show a progress bar."""
+    agent: AgentConfig = field(default_factory=AgentConfig)
+
+
+def validate_agent(cfg: AgentConfig) -> None:
+    """Raise ConfigError for an agent config value that cannot work."""
+    _positive(cfg, "actor_width", "actor_depth", "critic_width", "critic_depth", "batch_size")
+    _positive(cfg, "n_step", "lr_init", "g_max", "temp_init")
+    if cfg.agent not in AGENTS:
+        raise ConfigError(f"unknown agent {cfg.agent!r}; choose one of {', '.join(AGENTS)}")
+    if cfg.critic_head == "categorical" and cfg.num_bins < 2:
+        raise ConfigError(f"num_bins must be >= 2 for a categorical critic, got {cfg.num_bins}")
+    if not 0.0 < cfg.tau <= 1.0:
+        raise ConfigError(f"tau must be in (0, 1], got {cfg.tau}")
+    if cfg.gamma is not None and not 0.0 <= cfg.gamma < 1.0:
+        raise ConfigError(f"gamma must be in [0, 1), got {cfg.gamma}")
+    if cfg.lr_end < 0 or cfg.weight_decay < 0 or cfg.bc_alpha < 0:
+        raise ConfigError("lr_end, weight_decay and bc_alpha must be >= 0")
+    if cfg.weight_decay > 0 and cfg.optimizer != "adamw":
+        raise ConfigError("weight_decay > 0 needs --optimizer adamw")
+
+
+def validate_train(cfg: TrainConfig) -> None:
+    """Raise ConfigError for a run config value that cannot work (before any work starts)."""
+    _positive(cfg, "env_steps", "utd", "buffer_capacity", "eval_episodes", "log_every")
+    if cfg.warmup_steps < 1:
+        raise ConfigError(f"warmup_steps must be >= 1, got {cfg.warmup_steps}")
+    for name in ("action_repeat", "max_episode_steps", "eval_every"):
+        value = getattr(cfg, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+    if cfg.buffer_capacity < cfg.warmup_steps:
+        raise ConfigError("buffer_capacity must be at least warmup_steps")
+    if cfg.checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every must be >= 0, got {cfg.checkpoint_every}")
+    validate_agent(cfg.agent)
+
+
+def _positive(cfg: object, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not value > 0:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{name} must be positive, got {value}; fix {flag}")
+
+
+# ----------------------------------------------------------------------------- derived values
+
+
+def lr_decay_steps(
+    env_steps: int, action_repeat: int, utd: float, fraction: float = 1.0
+) -> int:
+    """Length of the linear LR decay in updates (spec 2.6).
+
+    The official code counts updates as if they started at the first agent step, so the final
+    learning rate stays slightly above `lr_end`.
+    """
+    agent_steps = env_steps // action_repeat
+    return max(1, int(fraction * agent_steps * utd))
+
+
+def simbav2_scaler_init(width: int) -> float:
+    """Embedder Scaler init and scale sqrt(2/h) (spec 1.10)."""
+    return math.sqrt(2.0 / width)
+
+
+def simbav2_alpha_init(depth: int) -> float:
+    """LERP interpolation init 1/(L+1) (spec 1.4)."""
+    return 1.0 / (depth + 1)
+
+
+def simbav2_alpha_scale(width: int) -> float:
+    """LERP interpolation Scaler scale 1/sqrt(h) (spec 1.10)."""
+    return 1.0 / math.sqrt(width)
+
+
+def replace(cfg, **changes):
+    """`dataclasses.replace` re-exported for frozen configs."""
+    return dataclasses.replace(cfg, **changes)

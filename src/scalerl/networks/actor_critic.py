@@ -1,0 +1,62 @@
+"""Actor and (ensemble) critic modules assembled from an encoder and a head."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from scalerl.networks.encoders import make_encoder
+from scalerl.networks.heads import TanhGaussianHead, ValueHead
+
+
+class Actor(nn.Module):
+    """Policy network: observation -> (mean, log_std) of a tanh-Gaussian."""
+
+    kind: str
+    width: int
+    depth: int
+    action_dim: int
+    c_shift: float = 3.0
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        z = make_encoder(self.kind, self.width, self.depth, self.c_shift, self.dtype)(obs)
+        head = TanhGaussianHead(
+            self.action_dim, self.kind == "simbav2", self.width, self.dtype, name="head"
+        )
+        return head(z)
+
+
+class Critic(nn.Module):
+    """One Q-network: (observation, action) -> value logits (num_bins) or scalar (num_bins=1)."""
+
+    kind: str
+    width: int
+    depth: int
+    num_bins: int
+    c_shift: float = 3.0
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        x = jnp.concatenate([obs, action], axis=-1)
+        z = make_encoder(self.kind, self.width, self.depth, self.c_shift, self.dtype)(x)
+        head = ValueHead(self.num_bins, self.kind == "simbav2", self.width, self.dtype, name="head")
+        return head(z)
+
+
+def ensemble_critic(num_qs: int) -> type[nn.Module]:
+    """`Critic` vmapped over a leading axis of `num_qs` independently initialised copies.
+
+    Outputs have shape (num_qs, batch, num_bins); kernels (num_qs, in, out) (spec 1.6).
+    """
+    return nn.vmap(
+        Critic,
+        variable_axes={"params": 0, "intermediates": 0},
+        split_rngs={"params": True},
+        in_axes=None,
+        out_axes=0,
+        axis_size=num_qs,
+    )

@@ -1,0 +1,76 @@
+"""Output heads: tanh-Gaussian policy, categorical and scalar value (spec 1.5, 1.6, 5.1)."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from scalerl.networks.layers import HyperDense, Scaler
+
+LOG_STD_MIN = -10.0
+LOG_STD_MAX = 2.0
+
+
+def squash_log_std(raw: jax.Array) -> jax.Array:
+    """Map an unbounded output into (LOG_STD_MIN, LOG_STD_MAX) with tanh (spec 1.5)."""
+    return LOG_STD_MIN + (LOG_STD_MAX - LOG_STD_MIN) * 0.5 * (1.0 + jnp.tanh(raw))
+
+
+class HyperLinear(nn.Module):
+    """Two linear maps with a Scaler (init 1) between them, plus a bias: a SimbaV2 head."""
+
+    hidden: int
+    features: int
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        y = HyperDense(self.hidden, dtype=self.dtype, name="w1")(z)
+        y = Scaler(self.hidden, 1.0, 1.0, name="scaler")(y)
+        y = HyperDense(self.features, dtype=self.dtype, name="w2")(y)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        return y + bias.astype(y.dtype)
+
+
+class TanhGaussianHead(nn.Module):
+    """Mean and squashed log-std of a tanh-Gaussian policy.
+
+    `hyper=True` is SimbaV2's linear head on the sphere (spec 1.5); otherwise one orthogonal
+    Dense per output (SimBa, MLP).
+    """
+
+    action_dim: int
+    hyper: bool
+    width: int
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if self.hyper:
+            mean = HyperLinear(self.width, self.action_dim, self.dtype, name="mean")(z)
+            raw = HyperLinear(self.width, self.action_dim, self.dtype, name="std")(z)
+        else:
+            init = nn.initializers.orthogonal(1.0)
+            mean = nn.Dense(self.action_dim, kernel_init=init, dtype=self.dtype, name="mean")(z)
+            raw = nn.Dense(self.action_dim, kernel_init=init, dtype=self.dtype, name="std")(z)
+        mean = mean.astype(jnp.float32)
+        return mean, squash_log_std(raw.astype(jnp.float32))
+
+
+class ValueHead(nn.Module):
+    """Critic output: logits over `num_bins` (categorical, SimbaV2 spec 1.6) or a scalar."""
+
+    num_bins: int
+    hyper: bool
+    width: int
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        if self.hyper:
+            out = HyperLinear(self.width, self.num_bins, self.dtype, name="value")(z)
+        else:
+            init = nn.initializers.orthogonal(1.0)
+            out = nn.Dense(self.num_bins, kernel_init=init, dtype=self.dtype, name="value")(z)
+        return out.astype(jnp.float32)

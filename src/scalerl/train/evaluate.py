@@ -1,0 +1,88 @@
+"""Deterministic evaluation episodes (spec 2.13) and the `scalerl evaluate` command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import jax
+import numpy as np
+
+from scalerl.agents.sac import SAC
+from scalerl.agents.state import SACState
+from scalerl.envs import env_info, make_env
+from scalerl.train.checkpoint import load_checkpoint
+from scalerl.train.setup import CHECKPOINT_NAME, build_agent, read_config
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Per-episode returns, lengths (agent steps) and success flags of one evaluation."""
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    successes: np.ndarray | None
+
+    def metrics(self) -> dict[str, float]:
+        """eval/return, eval/return_std, eval/length and eval/success (if reported)."""
+        out = {
+            "eval/return": float(np.mean(self.returns)),
+            "eval/return_std": float(np.std(self.returns)),
+            "eval/length": float(np.mean(self.lengths)),
+        }
+        if self.successes is not None:
+            out["eval/success"] = float(np.mean(self.successes))
+        return out
+
+
+def make_policy(sac: SAC):
+    """Jitted deterministic policy obs -> tanh(mean) with the state's observation statistics."""
+    key = jax.random.PRNGKey(0)
+    return jax.jit(lambda state, obs: sac.act(state, obs, key, deterministic=True))
+
+
+def run_episode(env: gym.Env, policy, state: SACState) -> tuple[float, int, bool | None]:
+    """One episode until terminated or truncated; success if any step reported it."""
+    obs, _ = env.reset()
+    total, length, success = 0.0, 0, None
+    while True:
+        action = np.asarray(policy(state, obs))
+        obs, reward, terminated, truncated, info = env.step(action)
+        total += float(reward)
+        length += 1
+        if "success" in info:
+            success = bool(success) or bool(info["success"])
+        if terminated or truncated:
+            return total, length, success
+
+
+def evaluate_policy(env: gym.Env, policy, state: SACState, episodes: int) -> EvalResult:
+    """Run `episodes` deterministic episodes sequentially (each starts with reset)."""
+    results = [run_episode(env, policy, state) for _ in range(episodes)]
+    returns, lengths, successes = zip(*results, strict=True)
+    has_success = any(s is not None for s in successes)
+    flags = np.array([bool(s) for s in successes], np.float32) if has_success else None
+    return EvalResult(np.array(returns, np.float64), np.array(lengths), flags)
+
+
+def load_run_agent(run_dir: Path) -> tuple[SAC, SACState, dict]:
+    """Rebuild a run's agent from config.json and restore its checkpoint."""
+    cfg = read_config(run_dir)
+    probe = make_env(cfg.env, cfg.seed, action_repeat=cfg.action_repeat,
+                     max_episode_steps=cfg.max_episode_steps)
+    obs_dim, action_dim = env_info(probe)
+    probe.close()
+    sac = build_agent(cfg, obs_dim, action_dim)
+    template = sac.init(jax.random.PRNGKey(cfg.seed))
+    state, meta = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME, template)
+    return sac, state, meta
+
+
+def evaluate_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> EvalResult:
+    """Re-evaluate a saved run's policy on a fresh environment."""
+    cfg = read_config(run_dir)
+    sac, state, _ = load_run_agent(run_dir)
+    env = make_env(cfg.env, cfg.seed if seed is None else seed,
+                   action_repeat=cfg.action_repeat, max_episode_steps=cfg.max_episode_steps)
+    return evaluate_policy(env, make_policy(sac), state, episodes)

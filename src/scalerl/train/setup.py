@@ -1,0 +1,108 @@
+"""Resolving a run: suite presets and derived values, the run directory, config files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from scalerl.agents.sac import SAC, make_sac
+from scalerl.config import AgentConfig, TrainConfig, lr_decay_steps, validate_train
+from scalerl.envs import discount_heuristic, suite_preset
+from scalerl.errors import ConfigError, ScalerlError
+
+CONFIG_NAME = "config.json"
+CHECKPOINT_NAME = "checkpoint.msgpack"
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """Fill every `None` ("auto") value from the suite preset and the derived-value functions.
+
+    Raises:
+        ConfigError: invalid values. EnvError: unknown environment id.
+    """
+    validate_train(cfg)
+    preset = suite_preset(cfg.env)
+    repeat = cfg.action_repeat or preset.action_repeat
+    limit = cfg.max_episode_steps or preset.max_episode_steps
+    agent = cfg.agent
+    gamma = agent.gamma if agent.gamma is not None else discount_heuristic(limit, repeat)
+    use_cdq = agent.use_cdq if agent.use_cdq is not None else preset.episodic
+    agent = dataclasses.replace(agent, gamma=gamma, use_cdq=use_cdq)
+    resolved = dataclasses.replace(
+        cfg,
+        action_repeat=repeat,
+        max_episode_steps=limit,
+        eval_every=cfg.eval_every or preset.eval_every,
+        agent=agent,
+    )
+    if resolved.env_steps < repeat:
+        raise ConfigError(f"env_steps ({cfg.env_steps}) is below one agent step ({repeat} frames)")
+    return resolved
+
+
+def agent_steps(cfg: TrainConfig) -> int:
+    """Number of agent (interaction) steps of a resolved run: env frames / action repeat."""
+    return cfg.env_steps // cfg.action_repeat
+
+
+def build_agent(cfg: TrainConfig, obs_dim: int, action_dim: int) -> SAC:
+    """The SAC agent of a resolved run, with the LR decay length derived from the budget."""
+    decay = lr_decay_steps(
+        cfg.env_steps, cfg.action_repeat, cfg.utd, cfg.agent.lr_decay_fraction
+    )
+    return make_sac(cfg.agent, obs_dim, action_dim, decay)
+
+
+def default_run_name(cfg: TrainConfig) -> str:
+    """<agent>-<env>-s<seed>-<YYYYmmdd-HHMMSS>, with characters safe for a directory name."""
+    env = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.env)
+    return f"{cfg.agent.agent}-{env}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def create_run_dir(cfg: TrainConfig) -> Path:
+    """Create runs/<name>/; an existing non-empty directory is never overwritten."""
+    run_dir = Path(cfg.run_root) / (cfg.name or default_run_name(cfg))
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ScalerlError(
+            f"run directory {run_dir} already exists; choose another --name or delete it"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """JSON-able dict of a config (paths as strings)."""
+    data = dataclasses.asdict(cfg)
+    data["run_root"] = str(cfg.run_root)
+    return data
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Inverse of `config_to_dict`; unknown keys raise ConfigError."""
+    try:
+        agent = AgentConfig(**data["agent"])
+        rest = {k: v for k, v in data.items() if k != "agent"}
+        rest["run_root"] = Path(rest.get("run_root", "runs"))
+        return TrainConfig(**rest, agent=agent)
+    except (TypeError, KeyError) as err:
+        raise ConfigError(f"config file does not match this scalerl version ({err})") from None
+
+
+def write_config(run_dir: Path, cfg: TrainConfig) -> None:
+    """Write the resolved config to <run>/config.json."""
+    (run_dir / CONFIG_NAME).write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
+
+
+def read_config(run_dir: Path) -> TrainConfig:
+    """Read <run>/config.json, with a clear error when the directory is not a run."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise ScalerlError(f"{run_dir} is not a scalerl run directory (no {CONFIG_NAME})")
+    try:
+        return config_from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}); restore or delete it") from None

@@ -1,0 +1,92 @@
+"""The fused, jitted training step: store a transition, run all UTD updates, act again.
+
+One call per agent step does, on device and without host round trips:
+replay_add -> [sample U batches in one gather -> lax.scan of U SAC updates] -> normaliser update
+with the transition's reward and the observation to act on -> next action (policy or uniform).
+The replay buffer and agent state are donated, so XLA updates them in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from scalerl.agents.sac import SAC
+from scalerl.agents.state import SACState
+from scalerl.buffers.replay import ReplayState, Transition, replay_add, replay_sample_many
+
+StepFn = Callable[
+    [SACState, ReplayState, Transition, jax.Array],
+    tuple[SACState, ReplayState, jax.Array, dict[str, jax.Array]],
+]
+
+
+def make_train_step(sac: SAC, num_updates: int, random_action: bool) -> StepFn:
+    """A jitted step for a fixed number of updates (static) and action source.
+
+    Args:
+        sac: the agent.
+        num_updates: gradient updates in this step (0 during warm-up).
+        random_action: act uniformly at random in [-1, 1] instead of with the policy.
+
+    Returns:
+        step(state, buffer, transition, next_obs) -> (state, buffer, action, metrics). `next_obs`
+        is the observation to act on (the reset observation after an episode end).
+    """
+
+    def step(
+        state: SACState, buffer: ReplayState, transition: Transition, next_obs: jax.Array
+    ) -> tuple[SACState, ReplayState, jax.Array, dict[str, Any]]:
+        buffer = replay_add(buffer, transition)
+        rng, sample_key, act_key = jax.random.split(state.rng, 3)
+        state = state.replace(rng=rng)
+        metrics: dict[str, Any] = {}
+        if num_updates > 0:
+            batches = replay_sample_many(
+                buffer, sample_key, num_updates, sac.cfg.batch_size, sac.cfg.n_step, sac.gamma
+            )
+            state, metrics = sac.update_many(state, batches)
+        done = jnp.maximum(transition.terminated, transition.truncated)
+        state = sac.observe(state, next_obs, transition.reward, done)
+        if random_action:
+            action = jax.random.uniform(act_key, (sac.action_dim,), minval=-1.0, maxval=1.0)
+        else:
+            action = sac.act(state, next_obs, act_key)
+        return state, buffer, action, metrics
+
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+class UpdateSchedule:
+    """Number of updates per agent step for a fractional UTD ratio (spec 2.10 counter)."""
+
+    def __init__(self, utd: float) -> None:
+        self.utd = utd
+        self.counter = 0.0
+
+    def next(self) -> int:
+        """Updates to run at this agent step; over many steps the mean is `utd`."""
+        self.counter += self.utd
+        n = int(self.counter + 1e-9)
+        self.counter -= n
+        return n
+
+    def state_dict(self) -> dict[str, float]:
+        return {"counter": self.counter}
+
+
+class StepCache:
+    """Compiled step functions keyed by (num_updates, random_action); at most a few variants."""
+
+    def __init__(self, sac: SAC) -> None:
+        self.sac = sac
+        self._fns: dict[tuple[int, bool], StepFn] = {}
+
+    def get(self, num_updates: int, random_action: bool) -> StepFn:
+        key = (num_updates, random_action)
+        if key not in self._fns:
+            self._fns[key] = make_train_step(self.sac, num_updates, random_action)
+        return self._fns[key]
