@@ -1,0 +1,457 @@
+"""Metric sinks: a long-format CSV, TensorBoard and (optionally) Weights & Biases.
+
+Metric keys are namespaced by what they measure: ``train/...`` (losses, entropy, ...),
+``eval/...`` (evaluation returns), ``perf/...`` (throughput) and ``health/...`` (network-health
+metrics). Every sink receives the same scalars with the environment-frame count as x-axis.
+
+The CSV sink writes the long format of the SimbaV2 reference results, so that scalerl runs and
+the published curves load with the same reader (:func:`read_metrics_csv`, :func:`load_metrics`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from scalerl.errors import ScalerlError
+
+CSV_COLUMNS: tuple[str, ...] = ("exp_name", "env_name", "seed", "metric", "env_step", "value")
+"""Named columns of ``metrics.csv``; the file's first column is an unnamed integer row index."""
+
+CSV_HEADER: str = "," + ",".join(CSV_COLUMNS)
+"""Exact header line of ``metrics.csv`` (as pandas writes it: the index column has no name)."""
+
+METRICS_CSV_NAME = "metrics.csv"
+TENSORBOARD_DIR_NAME = "tb"
+_TAIL_BYTES = 4096
+
+
+class Sink(Protocol):
+    """Anything that receives scalar metrics."""
+
+    def write(self, metrics: Mapping[str, float], env_step: int) -> None:
+        """Writes one batch of scalar metrics logged at ``env_step``."""
+
+    def close(self) -> None:
+        """Flushes and releases the sink's resources."""
+
+
+def _to_float(value: Any) -> float:
+    """Converts a Python, numpy or jax scalar to a float; non-finite values are kept as is.
+
+    Args:
+        value: A scalar, or an array holding exactly one element.
+
+    Returns:
+        The value as a Python float (``nan`` and ``inf`` included).
+    """
+    return float(np.asarray(value, dtype=np.float64).reshape(()))
+
+
+# --------------------------------------------------------------------------------------------
+# CSV sink
+# --------------------------------------------------------------------------------------------
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    """Truncates a row left half-written by a killed run (a file not ending with a newline).
+
+    Args:
+        path: An existing, non-empty CSV file.
+    """
+    with path.open("rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - _TAIL_BYTES))
+        tail = f.read()
+        if tail.endswith(b"\n") or b"\n" not in tail:
+            return
+        f.truncate(size - len(tail) + tail.rindex(b"\n") + 1)
+
+
+def _read_header_and_last_line(path: Path) -> tuple[str, str]:
+    """Returns the first and the last line of a text file, without their newlines.
+
+    Args:
+        path: An existing, non-empty text file.
+
+    Returns:
+        ``(header, last_line)``; both are the header when the file has a single line.
+    """
+    with path.open("rb") as f:
+        header = f.readline().decode("utf-8").rstrip("\r\n")
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - _TAIL_BYTES))
+        lines = f.read().decode("utf-8", errors="replace").rstrip("\r\n").splitlines()
+    return header, (lines[-1] if lines else header)
+
+
+def _next_row_index(path: Path) -> int:
+    """Returns the row index to continue an existing ``metrics.csv`` with.
+
+    Args:
+        path: An existing metrics CSV (possibly empty).
+
+    Returns:
+        One more than the index of the last row, or 0 when the file holds no rows.
+
+    Raises:
+        ScalerlError: If the file is not a scalerl metrics CSV.
+    """
+    if path.stat().st_size == 0:
+        return 0
+    _drop_partial_last_line(path)
+    header, last = _read_header_and_last_line(path)
+    if header != CSV_HEADER:
+        raise ScalerlError(
+            f"{path} is not a scalerl metrics file (header {header!r}); "
+            "move it away or log the run to another directory"
+        )
+    if last == header:
+        return 0
+    try:
+        return int(last.split(",", 1)[0]) + 1
+    except ValueError:
+        raise ScalerlError(
+            f"{path} has a malformed last row ({last[:60]!r}); "
+            "delete that line or log the run to another directory"
+        ) from None
+
+
+class CsvSink:
+    """Appends metrics to ``metrics.csv`` in the long format of the reference results.
+
+    One row per metric: ``index,exp_name,env_name,seed,metric,env_step,value``. Every call is
+    flushed, so a killed run keeps everything it logged. Reopening an existing file (resume)
+    continues its row index.
+    """
+
+    def __init__(self, path: Path, exp_name: str, env_name: str, seed: int) -> None:
+        """Opens (or creates) the CSV file.
+
+        Args:
+            path: The CSV file; its parent directory is created if needed.
+            exp_name: Experiment name written on every row.
+            env_name: Environment name written on every row.
+            seed: Seed written on every row.
+        """
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._prefix = (exp_name, env_name, int(seed))
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        self._index = _next_row_index(self.path) if exists else 0
+        self._file = self.path.open("a", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file, lineterminator="\n")
+        if not exists:
+            self._file.write(CSV_HEADER + "\n")
+            self._file.flush()
+
+    def write(self, metrics: Mapping[str, float], env_step: int) -> None:
+        """Appends one row per metric and flushes.
+
+        Args:
+            metrics: Scalar metrics by key.
+            env_step: Environment frames so far.
+        """
+        for key, value in metrics.items():
+            row = (self._index, *self._prefix, key, int(env_step), repr(_to_float(value)))
+            self._writer.writerow(row)
+            self._index += 1
+        self._file.flush()
+
+    def close(self) -> None:
+        """Flushes and closes the file (idempotent)."""
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+
+def _parse_row(row: dict[str, str]) -> dict[str, Any]:
+    """Converts one CSV row of strings to typed values.
+
+    Args:
+        row: A ``csv.DictReader`` row (the index column is keyed by ``""``).
+
+    Returns:
+        A dict with ``index`` (int), ``exp_name``, ``env_name``, ``seed`` (int), ``metric``,
+        ``env_step`` (int) and ``value`` (float).
+    """
+    return {
+        "index": int(row[""]),
+        "exp_name": row["exp_name"],
+        "env_name": row["env_name"],
+        "seed": int(float(row["seed"])),
+        "metric": row["metric"],
+        "env_step": int(float(row["env_step"])),
+        "value": float(row["value"]),
+    }
+
+
+def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
+    """Reads a scalerl ``metrics.csv`` or a reference results CSV (same long format).
+
+    Args:
+        path: The CSV file.
+
+    Returns:
+        One dict per row, see :func:`_parse_row` for the keys and types.
+
+    Raises:
+        ScalerlError: If the file is missing, has other columns or a malformed row.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScalerlError(f"no metrics file at {path}; check the path (runs write metrics.csv)")
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != ("", *CSV_COLUMNS):
+            raise ScalerlError(
+                f"{path} is not a metrics CSV (columns {reader.fieldnames}); "
+                f"expected the header {CSV_HEADER!r}"
+            )
+        try:
+            return [_parse_row(row) for row in reader]
+        except (TypeError, ValueError) as e:
+            raise ScalerlError(
+                f"{path} has a malformed row at line {reader.line_num} ({e}); fix or delete it"
+            ) from None
+
+
+def load_metrics(paths: Path | Sequence[Path]) -> Any:
+    """Loads one or several metrics CSVs into a single pandas DataFrame.
+
+    Args:
+        paths: A CSV file or a sequence of them (scalerl runs and/or reference results).
+
+    Returns:
+        A ``pandas.DataFrame`` with the columns of :data:`CSV_COLUMNS` (row index dropped).
+
+    Raises:
+        ScalerlError: If pandas is not installed, or a file is missing or malformed.
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ScalerlError(
+            'load_metrics needs pandas, which is not installed; pip install "scalerl[dev]" '
+            "or use read_metrics_csv"
+        ) from None
+    files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    rows = [row for path in files for row in read_metrics_csv(path)]
+    return pd.DataFrame(rows, columns=["index", *CSV_COLUMNS]).drop(columns="index")
+
+
+# --------------------------------------------------------------------------------------------
+# TensorBoard and W&B sinks
+# --------------------------------------------------------------------------------------------
+
+
+class TensorBoardSink:
+    """Writes scalars to a tensorboardX event file in ``<run_dir>/tb/``."""
+
+    def __init__(self, log_dir: Path, flush_secs: int = 30) -> None:
+        """Creates the event-file writer.
+
+        Args:
+            log_dir: Directory of the event files (created if needed).
+            flush_secs: How often tensorboardX flushes pending events to disk.
+        """
+        from tensorboardX import SummaryWriter
+
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._writer = SummaryWriter(logdir=str(self.log_dir), flush_secs=flush_secs)
+        self._closed = False
+
+    def write(self, metrics: Mapping[str, float], env_step: int) -> None:
+        """Adds one scalar per metric at ``env_step``.
+
+        Args:
+            metrics: Scalar metrics by key (the key is the TensorBoard tag).
+            env_step: Environment frames so far.
+        """
+        for key, value in metrics.items():
+            self._writer.add_scalar(key, _to_float(value), int(env_step))
+
+    def close(self) -> None:
+        """Flushes and closes the event file (idempotent)."""
+        if not self._closed:
+            self._writer.flush()
+            self._writer.close()
+            self._closed = True
+
+
+class WandbSink:
+    """Logs scalars to a Weights & Biases run (needs the optional ``wandb`` package)."""
+
+    def __init__(
+        self, project: str, run_name: str, run_dir: Path, config: dict | None = None
+    ) -> None:
+        """Starts the W&B run.
+
+        Args:
+            project: W&B project name.
+            run_name: Display name of the run.
+            run_dir: Directory where wandb keeps its local files.
+            config: Configuration shown with the run.
+
+        Raises:
+            ScalerlError: If wandb is not installed.
+        """
+        try:
+            import wandb
+        except ImportError:
+            raise ScalerlError(
+                'W&B logging asked for but wandb is not installed; pip install "scalerl[wandb]" '
+                "or drop --wandb-project"
+            ) from None
+        self._run = wandb.init(
+            project=project, name=run_name, dir=str(run_dir), config=config or {}
+        )
+        self._closed = False
+
+    def write(self, metrics: Mapping[str, float], env_step: int) -> None:
+        """Logs the metrics with ``env_step`` as the W&B step.
+
+        Args:
+            metrics: Scalar metrics by key.
+            env_step: Environment frames so far.
+        """
+        self._run.log({k: _to_float(v) for k, v in metrics.items()}, step=int(env_step))
+
+    def close(self) -> None:
+        """Finishes the W&B run (idempotent)."""
+        if not self._closed:
+            self._run.finish()
+            self._closed = True
+
+
+# --------------------------------------------------------------------------------------------
+# Logger and accumulator
+# --------------------------------------------------------------------------------------------
+
+
+class Logger:
+    """Writes scalar metrics to several sinks; keys are namespaced train/, eval/, perf/, health/.
+
+    Always writes ``<run_dir>/metrics.csv``; TensorBoard (``<run_dir>/tb/``) unless disabled;
+    W&B only when a project is given. Usable as a context manager.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        exp_name: str,
+        env_name: str,
+        seed: int,
+        *,
+        tensorboard: bool = True,
+        wandb_project: str | None = None,
+        wandb_config: dict | None = None,
+    ) -> None:
+        """Opens the sinks.
+
+        Args:
+            run_dir: The run directory (created if needed).
+            exp_name: Experiment name (CSV column, W&B run name prefix).
+            env_name: Environment name (CSV column).
+            seed: Seed (CSV column).
+            tensorboard: Whether to write TensorBoard event files.
+            wandb_project: W&B project; ``None`` disables W&B.
+            wandb_config: Configuration attached to the W&B run.
+
+        Raises:
+            ScalerlError: If W&B is asked for but not installed, or an existing metrics.csv in
+                ``run_dir`` is not a scalerl metrics file.
+        """
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        csv_path = self.run_dir / METRICS_CSV_NAME
+        self.sinks: list[Sink] = [CsvSink(csv_path, exp_name, env_name, seed)]
+        if tensorboard:
+            self.sinks.append(TensorBoardSink(self.run_dir / TENSORBOARD_DIR_NAME))
+        if wandb_project is not None:
+            name = f"{exp_name}-{env_name}-s{seed}"
+            self.sinks.append(WandbSink(wandb_project, name, self.run_dir, wandb_config))
+
+    def log(self, metrics: Mapping[str, float], env_step: int) -> None:
+        """Writes the metrics to every sink; non-finite values are written too (as nan/inf).
+
+        Args:
+            metrics: Scalar metrics by namespaced key (Python, numpy or jax scalars).
+            env_step: Environment frames so far (the x-axis of every sink).
+        """
+        values = {key: _to_float(value) for key, value in metrics.items()}
+        if not values:
+            return
+        for sink in self.sinks:
+            sink.write(values, env_step)
+
+    def close(self) -> None:
+        """Closes every sink (idempotent)."""
+        for sink in self.sinks:
+            sink.close()
+
+    def __enter__(self) -> Logger:
+        """Returns the logger itself."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Closes the sinks."""
+        self.close()
+
+
+class MeanAccumulator:
+    """Averages scalar metrics between two log points (like SimbaV2's ``AverageMeter``).
+
+    Keys starting with ``_`` are ignored (private values such as intermediate activations).
+    Array values are reduced to their mean before being accumulated. Each key keeps its own
+    count, so metrics added at different rates are averaged correctly; a nan makes its key's
+    mean nan until the next :meth:`reset`, so problems stay visible.
+    """
+
+    def __init__(self) -> None:
+        """Creates an empty accumulator."""
+        self._sums: dict[str, float] = {}
+        self._counts: dict[str, int] = {}
+
+    def add(self, metrics: Mapping[str, float | np.ndarray]) -> None:
+        """Adds one value per key.
+
+        Args:
+            metrics: Scalars or arrays (numpy or jax) by key.
+        """
+        for key, value in metrics.items():
+            if key.startswith("_"):
+                continue
+            scalar = float(np.mean(np.asarray(value, dtype=np.float64)))
+            self._sums[key] = self._sums.get(key, 0.0) + scalar
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        """Returns the mean of every key added since the last reset."""
+        return {key: self._sums[key] / self._counts[key] for key in self._sums}
+
+    def reset(self) -> None:
+        """Forgets everything added so far."""
+        self._sums.clear()
+        self._counts.clear()
+
+    def __len__(self) -> int:
+        """Number of keys currently accumulated."""
+        return len(self._sums)
+
+
+def is_finite_metrics(metrics: Mapping[str, float]) -> bool:
+    """Returns whether every value is finite (handy to decide when a run has diverged).
+
+    Args:
+        metrics: Scalar metrics by key.
+    """
+    return all(math.isfinite(_to_float(v)) for v in metrics.values())
