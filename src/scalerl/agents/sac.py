@@ -7,6 +7,7 @@ the target critic is not re-projected (spec 1.9).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,13 @@ class SAC:
 
     def init(self, key: jax.Array) -> SACState:
         """Fresh state: projected networks, target = critic, log alpha = log(temp_init) (1.8)."""
+        return self._jit_init(key)
+
+    @functools.cached_property
+    def _jit_init(self):
+        return jax.jit(self._init)
+
+    def _init(self, key: jax.Array) -> SACState:
         rng, actor_key, critic_key = jax.random.split(key, 3)
         obs = jnp.zeros((1, self.obs_dim), jnp.float32)
         act = jnp.zeros((1, self.action_dim), jnp.float32)

@@ -49,18 +49,18 @@ class HyperDense(nn.Module):
 class Scaler(nn.Module):
     """Learnable per-channel scale with a decoupled effective learning rate (SimbaV2 eq. 5).
 
-    The parameter theta starts at `scale`; the forward pass multiplies by theta * init / scale,
-    so the effective value starts at `init` while Adam's step size acts on theta's magnitude.
+    The parameter theta starts at `scale_value`; the forward pass multiplies by
+    theta * init_value / scale_value, so the effective value starts at `init_value` while Adam's step size acts on theta's magnitude.
     """
 
     dim: int
-    init: float = 1.0
-    scale: float = 1.0
+    init_value: float = 1.0
+    scale_value: float = 1.0
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        theta = self.param("scaler", nn.initializers.constant(self.scale), (self.dim,))
-        return theta.astype(x.dtype) * x * (self.init / self.scale)
+        theta = self.param("scaler", nn.initializers.constant(self.scale_value), (self.dim,))
+        return theta.astype(x.dtype) * x * (self.init_value / self.scale_value)
 
 
 class HyperEmbedder(nn.Module):
