@@ -1,5 +1,12 @@
 """Environments: id parsing, the DMC adapter, wrappers, suite presets, task lists and scores."""
 
+import os
+
+# Headless rendering by default (no X display); set MUJOCO_GL=osmesa or glfw to override.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+# ruff: noqa: E402
+
 from scalerl.envs.dmc import DMCEnv, parse_dmc_id
 from scalerl.envs.make import env_info, make_env
 from scalerl.envs.suites import (
