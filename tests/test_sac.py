@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -118,3 +121,16 @@ def test_observe_updates_normalisers_once_per_step(agent):
     new = sac.observe(state, obs, jnp.float32(2.0), jnp.float32(0.0))
     assert int(new.obs_stats.count) == 1 and float(new.reward_stats.ret) == 2.0
     np.testing.assert_allclose(new.obs_stats.mean, obs / (1 + 1e-4), rtol=1e-6)
+
+
+def test_cdq_init_does_not_deadlock_for_shapes_that_used_to_hang():
+    # nn.vmap init batched the orthogonal QR and deadlocked XLA on CPU for these shapes.
+    code = (
+        "import jax; from scalerl.config import agent_preset, replace; "
+        "from scalerl.agents.sac import make_sac; "
+        "cfg = replace(agent_preset('simbav2'), gamma=0.99, use_cdq=True, critic_width=128, "
+        "actor_width=64, critic_depth=1); "
+        "s = make_sac(cfg, 3, 1).init(jax.random.PRNGKey(0)); jax.block_until_ready(s); print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert result.stdout.strip().endswith("ok"), result.stderr

@@ -20,7 +20,7 @@ from scalerl.agents import losses
 from scalerl.agents.state import NetState, SACState, apply_gradients, polyak
 from scalerl.buffers.replay import Batch
 from scalerl.config import AgentConfig
-from scalerl.networks import Actor, ensemble_critic, project_kernels
+from scalerl.networks import Actor, Critic, ensemble_critic, project_kernels
 from scalerl.normalizers import (
     normalize,
     reward_scale,
@@ -60,6 +60,8 @@ class SAC:
     action_dim: int
     actor: Any
     critic: Any
+    critic_member: Any
+    num_qs: int
     actor_tx: optax.GradientTransformation
     critic_tx: optax.GradientTransformation
     temp_tx: optax.GradientTransformation
@@ -84,8 +86,8 @@ class SAC:
     def init_many(self, keys: jax.Array) -> SACState:
         """States for several seeds stacked on a leading axis (for `jax.vmap` over seeds).
 
-        Initialises seed by seed: under jax 0.10.2 on CPU, `vmap` of the orthogonal (QR)
-        initialisers of a full SimbaV2 actor was seen to deadlock inside XLA.
+        Initialises seed by seed: `vmap` would batch the orthogonal initialisers' QR, which
+        deadlocks XLA on CPU for some shapes under jax 0.10.2.
         """
         states = [self.init(key) for key in keys]
         return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
@@ -99,7 +101,7 @@ class SAC:
         obs = jnp.zeros((1, self.obs_dim), jnp.float32)
         act = jnp.zeros((1, self.action_dim), jnp.float32)
         actor_params = self._project(self.actor.init(actor_key, obs)["params"])
-        critic_params = self._project(self.critic.init(critic_key, obs, act)["params"])
+        critic_params = self._project(self._init_critic(critic_key, obs, act))
         temp_params = {"log_temp": jnp.float32(math.log(self.cfg.temp_init))}
         state = SACState(
             actor=NetState(actor_params, self.actor_tx.init(actor_params)),
@@ -114,6 +116,17 @@ class SAC:
         # Distinct buffers for every leaf (the target starts equal to the critic), so the whole
         # state can be donated to a jitted step.
         return jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), state)
+
+    def _init_critic(self, key: jax.Array, obs: jax.Array, act: jax.Array) -> Any:
+        """Ensemble parameters (num_qs, ...) from independently initialised members.
+
+        Members are initialised one by one and stacked, which gives the parameter tree of the
+        vmapped ensemble. (`nn.vmap` init would batch the orthogonal initialiser's QR, which
+        deadlocks XLA on CPU for some shapes under jax 0.10.2.)
+        """
+        keys = jax.random.split(key, self.num_qs)
+        members = [self.critic_member.init(k, obs, act)["params"] for k in keys]
+        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *members)
 
     def normalize_obs(self, state: SACState, obs: jax.Array) -> jax.Array:
         """Observation as the networks see it (running-statistics normalisation, spec 2.8)."""
@@ -264,11 +277,12 @@ def make_sac(cfg: AgentConfig, obs_dim: int, action_dim: int, decay_steps: int =
         raise ValueError("resolve gamma and use_cdq before make_sac (see train.setup)")
     num_bins = cfg.num_bins if cfg.critic_head == "categorical" else 1
     actor = Actor(cfg.agent, cfg.actor_width, cfg.actor_depth, action_dim, cfg.c_shift)
-    critic_cls = ensemble_critic(2 if cfg.use_cdq else 1)
-    critic = critic_cls(cfg.agent, cfg.critic_width, cfg.critic_depth, num_bins, cfg.c_shift)
+    num_qs = 2 if cfg.use_cdq else 1
+    args = (cfg.agent, cfg.critic_width, cfg.critic_depth, num_bins, cfg.c_shift)
+    critic, member = ensemble_critic(num_qs)(*args), Critic(*args)
     schedule = make_schedule(cfg, decay_steps)
     temp_tx = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
     return SAC(
-        cfg, obs_dim, action_dim, actor, critic,
+        cfg, obs_dim, action_dim, actor, critic, member, num_qs,
         make_optimizer(cfg, schedule), make_optimizer(cfg, schedule), temp_tx,
     )
