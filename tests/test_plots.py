@@ -84,3 +84,10 @@ def test_compare_without_rows_and_bad_label(tmp_path: Path) -> None:
 def test_normalise_env_name() -> None:
     assert normalise_env_name("ball_in_cup-catch") == normalise_env_name("ball-in-cup-catch")
     assert normalise_env_name("H1-sit_hard-v0") == "h1-sit-hard-v0"
+
+
+def test_env_names_match_reference_spelling_across_prefixes():
+    from scalerl.analysis.plots import normalise_env_name
+
+    assert normalise_env_name("dmc:ball_in_cup-catch") == normalise_env_name("ball-in-cup-catch")
+    assert normalise_env_name("Hopper-v4") == "hopper-v4"

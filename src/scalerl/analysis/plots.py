@@ -33,8 +33,9 @@ Curve = tuple[np.ndarray, np.ndarray]
 
 
 def normalise_env_name(name: str) -> str:
-    """Canonical env name for matching across files: lower case, ``_`` spelled as ``-``."""
-    return name.strip().lower().replace("_", "-")
+    """Canonical env name for matching across files: no suite prefix (``dmc:``), lower case,
+    ``_`` spelled as ``-`` (so ``dmc:ball_in_cup-catch`` matches ``ball-in-cup-catch``)."""
+    return name.strip().split(":")[-1].lower().replace("_", "-")
 
 
 def _select(rows: Iterable[dict[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
