@@ -20,9 +20,28 @@ from scalerl.train.evaluate import load_run_agent
 from scalerl.train.setup import read_config
 
 TINY = [
-    "--env", "dmc:cartpole-balance", "--env-steps", "240", "--warmup-steps", "60",
-    "--utd", "1", "--eval-every", "60", "--eval-episodes", "1", "--max-episode-steps", "100",
-    "--critic-width", "16", "--actor-width", "16", "--batch-size", "8", "--log-every", "20",
+    "--env",
+    "dmc:cartpole-balance",
+    "--env-steps",
+    "240",
+    "--warmup-steps",
+    "60",
+    "--utd",
+    "1",
+    "--eval-every",
+    "60",
+    "--eval-episodes",
+    "1",
+    "--max-episode-steps",
+    "100",
+    "--critic-width",
+    "16",
+    "--actor-width",
+    "16",
+    "--batch-size",
+    "8",
+    "--log-every",
+    "20",
     "--no-progress",
 ]
 
@@ -30,7 +49,10 @@ TINY = [
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = os.environ | {"MUJOCO_GL": "egl"}
     return subprocess.run(
-        [sys.executable, "-m", "scalerl.cli", *args], capture_output=True, text=True, env=env,
+        [sys.executable, "-m", "scalerl.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
         timeout=300,
     )
 
@@ -52,8 +74,16 @@ def test_train_writes_the_run_layout(tiny_run):
     # evaluations at agent steps 0, 60, 60*2 ... 120 (= 240 frames / repeat 2); x-axis in frames
     assert [int(r[5]) for r in evals] == [0, 120, 240]
     metrics = {r.split(",")[4] for r in rows[1:]}
-    for key in ("train/critic_loss", "train/actor_loss", "train/temperature", "train/entropy",
-                "train/q_mean", "perf/updates_per_s", "perf/env_steps_per_s", "eval/return"):
+    for key in (
+        "train/critic_loss",
+        "train/actor_loss",
+        "train/temperature",
+        "train/entropy",
+        "train/q_mean",
+        "perf/updates_per_s",
+        "perf/env_steps_per_s",
+        "eval/return",
+    ):
         assert key in metrics, key
 
 
@@ -102,11 +132,17 @@ def test_user_errors_give_one_line_and_exit_2(args, message):
 def test_non_finite_loss_stops_and_saves_state(tiny_run, tmp_path):
     sac, state, _ = load_run_agent(tiny_run)
     run = loop.Run(
-        cfg=read_config(tiny_run), run_dir=tmp_path, env=None, eval_env=None, sac=sac,
-        logger=None, policy=None,
+        cfg=read_config(tiny_run),
+        run_dir=tmp_path,
+        env=None,
+        eval_env=None,
+        sac=sac,
+        logger=None,
+        policy=None,
     )
     with pytest.raises(TrainingError, match="train/critic_loss became nan at env step 20"):
         loop._check_losses(run, state, {"train/critic_loss": np.float32("nan")}, 10)
     saved, _ = load_checkpoint(tmp_path / "checkpoint_nan.msgpack", state)
-    np.testing.assert_array_equal(saved.actor.params["head"]["mean"]["bias"],
-                                  state.actor.params["head"]["mean"]["bias"])
+    np.testing.assert_array_equal(
+        saved.actor.params["head"]["mean"]["bias"], state.actor.params["head"]["mean"]["bias"]
+    )

@@ -26,7 +26,9 @@ def test_resolve_applies_suite_presets(env, repeat, limit, gamma, cdq):
 
 
 def test_overrides_win_over_presets_and_feed_the_heuristic():
-    cfg = resolve(TrainConfig(env="dmc:walker-walk", action_repeat=4, agent=AgentConfig(use_cdq=True)))
+    cfg = resolve(
+        TrainConfig(env="dmc:walker-walk", action_repeat=4, agent=AgentConfig(use_cdq=True))
+    )
     assert cfg.action_repeat == 4
     assert cfg.agent.gamma == pytest.approx(0.98)  # L = 1000/4 = 250 -> (50 - 1)/50
     assert cfg.agent.use_cdq is True

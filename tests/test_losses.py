@@ -60,8 +60,11 @@ def test_categorical_td_target_shifts_atoms_by_reward_and_discount():
 
 def test_scalar_td_target_hand_values():
     y = losses.scalar_td_target(
-        jnp.array([1.0, 1.0]), jnp.array([0.9, 0.9]), jnp.array([0.0, 1.0]),
-        jnp.array([10.0, 10.0]), jnp.array([2.0, 2.0]),
+        jnp.array([1.0, 1.0]),
+        jnp.array([0.9, 0.9]),
+        jnp.array([0.0, 1.0]),
+        jnp.array([10.0, 10.0]),
+        jnp.array([2.0, 2.0]),
     )
     np.testing.assert_allclose(y, [1.0 + 0.9 * 8.0, 1.0], rtol=1e-6)
 

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ACT_DIM, OBS_DIM, small_sac
 
+from conftest import ACT_DIM, OBS_DIM, small_sac
 from scalerl.agents.sac import make_sac
 from scalerl.buffers.replay import Batch
 from scalerl.config import (
@@ -58,7 +58,7 @@ def trained(request):
 
 def test_every_projected_kernel_has_unit_fan_in_after_init_and_update(trained):
     _, init, state = trained
-    # embedder w, block w1/w2, head mean/std w1/w2 (actor: 1 block); critic: embedder, 2 blocks, head
+    # actor: embedder w, block w1/w2, head mean/std w1/w2; critic: embedder, 2 blocks, head
     assert len(projected_kernels(init.actor.params)) == 1 + 2 + 4
     assert len(projected_kernels(init.critic.params)) == 1 + 2 * 2 + 2
     for params in (init.actor.params, init.critic.params):
@@ -72,14 +72,19 @@ def test_every_projected_kernel_has_unit_fan_in_after_init_and_update(trained):
 
 def test_target_critic_is_not_reprojected_after_polyak(trained):
     _, _, state = trained
-    norms = np.concatenate([fan_in_norms(k).ravel() for k in projected_kernels(state.target_params).values()])
+    norms = np.concatenate(
+        [fan_in_norms(k).ravel() for k in projected_kernels(state.target_params).values()]
+    )
     assert norms.max() <= 1.0 + 1e-6
     assert norms.min() < 1.0 - 1e-7  # convex combinations of unit vectors shrink slightly
 
 
 def test_projection_touches_only_hyper_dense_kernels():
     params = {
-        "enc": {"hyper_dense": {"kernel": jnp.full((3, 2), 2.0)}, "scaler": {"scaler": jnp.ones(2) * 7}},
+        "enc": {
+            "hyper_dense": {"kernel": jnp.full((3, 2), 2.0)},
+            "scaler": {"scaler": jnp.ones(2) * 7},
+        },
         "head": {"bias": jnp.ones(2) * 5, "Dense_0": {"kernel": jnp.full((3, 2), 2.0)}},
     }
     out = project_kernels(params)

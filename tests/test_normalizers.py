@@ -33,7 +33,10 @@ def test_running_stats_match_float64_over_many_single_updates():
     samples = rng.normal([1000.0, -3.0, 0.0], [0.5, 2.0, 1e-3], size=(50_000, 3))
     update = jax.jit(lambda s, x: stats_update(s, x[None]))
     stats = jax.lax.fori_loop(
-        0, len(samples), lambda i, s: update(s, jnp.asarray(samples, jnp.float32)[i]), stats_init((3,))
+        0,
+        len(samples),
+        lambda i, s: update(s, jnp.asarray(samples, jnp.float32)[i]),
+        stats_init((3,)),
     )
     mean, var = chan_reference(samples.astype(np.float32).astype(np.float64))
     np.testing.assert_allclose(np.asarray(stats.mean, np.float64), mean, rtol=1e-7, atol=1e-6)
@@ -43,7 +46,10 @@ def test_running_stats_match_float64_over_many_single_updates():
 
 def test_long_constant_stream_keeps_exact_mean_and_zero_variance():
     stats = jax.lax.fori_loop(
-        0, 200_000, lambda i, s: stats_update(s, jnp.full((1,), 1000.1, jnp.float32)), stats_init(())
+        0,
+        200_000,
+        lambda i, s: stats_update(s, jnp.full((1,), 1000.1, jnp.float32)),
+        stats_init(()),
     )
     assert float(stats.mean) == pytest.approx(1000.1 * 200_000 / (200_000 + INIT_COUNT), rel=1e-7)
     assert float(stats.var) < 1e-3

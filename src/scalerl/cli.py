@@ -34,8 +34,11 @@ def parse_train(args: list[str]) -> TrainConfig:
         raise ScalerlError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
     default = TrainConfig(agent=agent_preset(agent))
     return tyro.cli(
-        tyro.conf.OmitArgPrefixes[TrainConfig], args=args, default=default,
-        prog="scalerl train", description="Train an agent online. Defaults follow --agent's preset.",
+        tyro.conf.OmitArgPrefixes[TrainConfig],
+        args=args,
+        default=default,
+        prog="scalerl train",
+        description="Train an agent online. Defaults follow --agent's preset.",
     )
 
 

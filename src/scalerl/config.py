@@ -196,9 +196,7 @@ def _positive(cfg: object, *names: str) -> None:
 # ----------------------------------------------------------------------------- derived values
 
 
-def lr_decay_steps(
-    env_steps: int, action_repeat: int, utd: float, fraction: float = 1.0
-) -> int:
+def lr_decay_steps(env_steps: int, action_repeat: int, utd: float, fraction: float = 1.0) -> int:
     """Length of the linear LR decay in updates (spec 2.6).
 
     The official code counts updates as if they started at the first agent step, so the final

@@ -136,7 +136,9 @@ class SAC:
         self, state: SACState, obs: jax.Array, key: jax.Array, deterministic: bool = False
     ) -> jax.Array:
         """Action for `obs` ((d_o,) or (B, d_o)): tanh(mean) if deterministic, else a sample."""
-        mean, log_std = self.actor.apply({"params": state.actor.params}, self.normalize_obs(state, obs))
+        mean, log_std = self.actor.apply(
+            {"params": state.actor.params}, self.normalize_obs(state, obs)
+        )
         if deterministic:
             return jnp.tanh(mean)
         return losses.tanh_gaussian_sample(key, mean, log_std)[0]
@@ -152,7 +154,9 @@ class SAC:
             reward: raw reward of the previous transition.
             done: terminated OR truncated of the previous transition.
         """
-        obs_stats = stats_update(state.obs_stats, obs[None]) if self.cfg.normalize_obs else state.obs_stats
+        obs_stats = (
+            stats_update(state.obs_stats, obs[None]) if self.cfg.normalize_obs else state.obs_stats
+        )
         reward_stats = state.reward_stats
         if self.cfg.normalize_reward:
             reward_stats = reward_scale_update(reward_stats, reward, done, self.gamma)
@@ -258,7 +262,11 @@ class SAC:
         critic, critic_info = self._critic_step(state, obs, batch, target)
         target_params = polyak(state.target_params, critic.params, self.cfg.tau)
         new_state = state.replace(
-            actor=actor, critic=critic, target_params=target_params, temp=temp, rng=rng,
+            actor=actor,
+            critic=critic,
+            target_params=target_params,
+            temp=temp,
+            rng=rng,
             updates=state.updates + 1,
         )
         reward = self._scaled_reward(state, batch.reward)
@@ -283,6 +291,14 @@ def make_sac(cfg: AgentConfig, obs_dim: int, action_dim: int, decay_steps: int =
     schedule = make_schedule(cfg, decay_steps)
     temp_tx = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
     return SAC(
-        cfg, obs_dim, action_dim, actor, critic, member, num_qs,
-        make_optimizer(cfg, schedule), make_optimizer(cfg, schedule), temp_tx,
+        cfg,
+        obs_dim,
+        action_dim,
+        actor,
+        critic,
+        member,
+        num_qs,
+        make_optimizer(cfg, schedule),
+        make_optimizer(cfg, schedule),
+        temp_tx,
     )

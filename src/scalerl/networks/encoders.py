@@ -61,7 +61,9 @@ class MLPEncoder(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         init = nn.initializers.orthogonal(math.sqrt(2.0))
         for i in range(self.depth):
-            x = nn.relu(nn.Dense(self.width, kernel_init=init, dtype=self.dtype, name=f"dense_{i}")(x))
+            x = nn.relu(
+                nn.Dense(self.width, kernel_init=init, dtype=self.dtype, name=f"dense_{i}")(x)
+            )
             self.sow("intermediates", f"features_{i}", x)
         return x
 

@@ -50,7 +50,8 @@ class Scaler(nn.Module):
     """Learnable per-channel scale with a decoupled effective learning rate (SimbaV2 eq. 5).
 
     The parameter theta starts at `scale_value`; the forward pass multiplies by
-    theta * init_value / scale_value, so the effective value starts at `init_value` while Adam's step size acts on theta's magnitude.
+    theta * init_value / scale_value, so the effective value starts at `init_value` while
+    Adam's step size acts on theta's magnitude.
     """
 
     dim: int

@@ -69,8 +69,9 @@ def evaluate_policy(env: gym.Env, policy, state: SACState, episodes: int) -> Eva
 def load_run_agent(run_dir: Path) -> tuple[SAC, SACState, dict]:
     """Rebuild a run's agent from config.json and restore its checkpoint."""
     cfg = read_config(run_dir)
-    probe = make_env(cfg.env, cfg.seed, action_repeat=cfg.action_repeat,
-                     max_episode_steps=cfg.max_episode_steps)
+    probe = make_env(
+        cfg.env, cfg.seed, action_repeat=cfg.action_repeat, max_episode_steps=cfg.max_episode_steps
+    )
     obs_dim, action_dim = env_info(probe)
     probe.close()
     sac = build_agent(cfg, obs_dim, action_dim)
@@ -83,6 +84,10 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> 
     """Re-evaluate a saved run's policy on a fresh environment."""
     cfg = read_config(run_dir)
     sac, state, _ = load_run_agent(run_dir)
-    env = make_env(cfg.env, cfg.seed if seed is None else seed,
-                   action_repeat=cfg.action_repeat, max_episode_steps=cfg.max_episode_steps)
+    env = make_env(
+        cfg.env,
+        cfg.seed if seed is None else seed,
+        action_repeat=cfg.action_repeat,
+        max_episode_steps=cfg.max_episode_steps,
+    )
     return evaluate_policy(env, make_policy(sac), state, episodes)

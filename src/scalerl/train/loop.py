@@ -114,15 +114,24 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def _open_run(cfg: TrainConfig) -> Run:
-    env = make_env(cfg.env, cfg.seed, action_repeat=cfg.action_repeat,
-                   max_episode_steps=cfg.max_episode_steps)
-    eval_env = make_env(cfg.env, cfg.seed, action_repeat=cfg.action_repeat,
-                        max_episode_steps=cfg.max_episode_steps)
+    env = make_env(
+        cfg.env, cfg.seed, action_repeat=cfg.action_repeat, max_episode_steps=cfg.max_episode_steps
+    )
+    eval_env = make_env(
+        cfg.env, cfg.seed, action_repeat=cfg.action_repeat, max_episode_steps=cfg.max_episode_steps
+    )
     sac = build_agent(cfg, *env_info(env))
     run_dir = create_run_dir(cfg)
     write_config(run_dir, cfg)
-    logger = Logger(run_dir, cfg.agent.agent, cfg.env, cfg.seed, tensorboard=cfg.tensorboard,
-                    wandb_project=cfg.wandb_project, wandb_config=config_to_dict(cfg))
+    logger = Logger(
+        run_dir,
+        cfg.agent.agent,
+        cfg.env,
+        cfg.seed,
+        tensorboard=cfg.tensorboard,
+        wandb_project=cfg.wandb_project,
+        wandb_config=config_to_dict(cfg),
+    )
     return Run(cfg, run_dir, env, eval_env, sac, logger, make_policy(sac))
 
 
@@ -172,8 +181,12 @@ def _run_loop(run: Run) -> None:
 def _transition(obs, action, reward, terminated, truncated, next_obs) -> Transition:
     f32 = np.float32
     return Transition(
-        obs=np.asarray(obs, f32), action=np.asarray(action, f32), reward=f32(reward),
-        terminated=f32(terminated), truncated=f32(truncated), next_obs=np.asarray(next_obs, f32),
+        obs=np.asarray(obs, f32),
+        action=np.asarray(action, f32),
+        reward=f32(reward),
+        terminated=f32(terminated),
+        truncated=f32(truncated),
+        next_obs=np.asarray(next_obs, f32),
     )
 
 
@@ -187,4 +200,3 @@ def _check_losses(run: Run, state: SACState, metrics: dict[str, Any], t: int) ->
                 f"{run.run_dir / 'checkpoint_nan.msgpack'}; try a lower learning rate "
                 "or check the environment's rewards"
             )
-

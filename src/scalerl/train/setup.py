@@ -51,9 +51,7 @@ def agent_steps(cfg: TrainConfig) -> int:
 
 def build_agent(cfg: TrainConfig, obs_dim: int, action_dim: int) -> SAC:
     """The SAC agent of a resolved run, with the LR decay length derived from the budget."""
-    decay = lr_decay_steps(
-        cfg.env_steps, cfg.action_repeat, cfg.utd, cfg.agent.lr_decay_fraction
-    )
+    decay = lr_decay_steps(cfg.env_steps, cfg.action_repeat, cfg.utd, cfg.agent.lr_decay_fraction)
     return make_sac(cfg.agent, obs_dim, action_dim, decay)
 
 
