@@ -1,7 +1,8 @@
 """Learning tests (slow): each agent must solve Pendulum-v1 with a small network.
 
 Random actions score about -1200 to -1500 on Pendulum-v1; a swing-up policy scores above -200.
-Each run takes 6,000 agent steps (1,000 random) at UTD 1 with 5 evaluation episodes.
+The test asserts the best of the last three evaluations (agent steps 5k-7k) beats -300.
+Each run takes 7,000 agent steps (1,000 random) at UTD 1 with 5 evaluation episodes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from scalerl.config import TrainConfig, agent_preset, replace
 from scalerl.train.loop import train
 
-THRESHOLD = -400.0
+THRESHOLD = -300.0
 
 SIZES = {
     "simbav2": {"critic_width": 128, "critic_depth": 1, "actor_width": 64},
@@ -33,7 +34,7 @@ def test_agent_swings_up_pendulum(agent, tmp_path):
     cfg = TrainConfig(
         env="Pendulum-v1",
         seed=0,
-        env_steps=6_000,
+        env_steps=7_000,
         warmup_steps=1_000,
         utd=1.0,
         eval_every=1_000,
@@ -46,4 +47,4 @@ def test_agent_swings_up_pendulum(agent, tmp_path):
     )
     returns = eval_returns(train(cfg))
     assert returns[0] < -900.0, f"untrained policy should fail, got {returns[0]:.0f}"
-    assert max(returns[-2:]) > THRESHOLD, f"{agent} eval returns: {[round(r) for r in returns]}"
+    assert max(returns[-3:]) > THRESHOLD, f"{agent} eval returns: {[round(r) for r in returns]}"
