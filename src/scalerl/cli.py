@@ -43,10 +43,10 @@ def parse_train(args: list[str]) -> TrainConfig:
 
 
 def run_train(args: list[str]) -> None:
-    from scalerl.train.loop import train
+    from scalerl.train.loop import train_seeds
 
-    run_dir = train(parse_train(args))
-    print(f"run written to {run_dir}")
+    for run_dir in train_seeds(parse_train(args)):
+        print(f"run written to {run_dir}")
 
 
 def evaluate(

@@ -118,6 +118,10 @@ class TrainConfig:
     """Environment id: dmc:<domain>-<task> (e.g. dmc:walker-walk) or a Gymnasium id (Hopper-v5)."""
     seed: int = 0
     """Random seed (network init, exploration, environment)."""
+    seeds: str | None = None
+    """Train several seeds in one process with jax.vmap, e.g. 0-7 or 0,3,5 (overrides --seed)."""
+    num_seeds: int = 1
+    """Train seeds seed, seed+1, ..., seed+num_seeds-1 in one process (ignored with --seeds)."""
     env_steps: int = 1_000_000
     """Budget in environment frames (agent steps x action repeat), as the paper counts."""
     utd: float = 2.0
@@ -182,7 +186,37 @@ def validate_train(cfg: TrainConfig) -> None:
         raise ConfigError("buffer_capacity must be at least warmup_steps")
     if cfg.checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every must be >= 0, got {cfg.checkpoint_every}")
+    seed_list(cfg)
     validate_agent(cfg.agent)
+
+
+def seed_list(cfg: TrainConfig) -> list[int]:
+    """The seeds of a run: parsed from `seeds` ("0-7", "0,3,5", "0-3,8") or a consecutive range.
+
+    Raises:
+        ConfigError: unparsable or repeated seeds, or num_seeds < 1.
+    """
+    if cfg.seeds is None:
+        if cfg.num_seeds < 1:
+            raise ConfigError(f"num_seeds must be >= 1, got {cfg.num_seeds}")
+        return list(range(cfg.seed, cfg.seed + cfg.num_seeds))
+    seeds: list[int] = []
+    for part in cfg.seeds.split(","):
+        seeds += _seed_range(part.strip(), cfg.seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {cfg.seeds!r} repeats a seed; list each seed once")
+    return seeds
+
+
+def _seed_range(part: str, text: str) -> list[int]:
+    try:
+        lo, _, hi = part.partition("-")
+        seeds = list(range(int(lo), int(hi or lo) + 1))
+        if not seeds or int(lo) < 0:
+            raise ValueError
+        return seeds
+    except ValueError:
+        raise ConfigError(f"cannot parse --seeds {text!r}; use e.g. 0-7 or 0,3,5") from None
 
 
 def _positive(cfg: object, *names: str) -> None:

@@ -37,29 +37,38 @@ class EvalResult:
 
 
 def make_policy(sac: SAC):
-    """Jitted deterministic policy obs -> tanh(mean) with the state's observation statistics."""
+    """Jitted deterministic policy over a leading seed axis: (states, obs) -> tanh(mean)."""
     key = jax.random.PRNGKey(0)
-    return jax.jit(lambda state, obs: sac.act(state, obs, key, deterministic=True))
+    return jax.jit(jax.vmap(lambda state, obs: sac.act(state, obs, key, deterministic=True)))
 
 
-def run_episode(env: gym.Env, policy, state: SACState) -> tuple[float, int, bool | None]:
-    """One episode until terminated or truncated; success if any step reported it."""
-    obs, _ = env.reset()
-    total, length, success = 0.0, 0, None
-    while True:
-        action = np.asarray(policy(state, obs))
-        obs, reward, terminated, truncated, info = env.step(action)
-        total += float(reward)
-        length += 1
-        if "success" in info:
-            success = bool(success) or bool(info["success"])
-        if terminated or truncated:
-            return total, length, success
+def _episode_batch(envs: list[gym.Env], policy, states: SACState) -> list[tuple]:
+    """One episode in every env, stepped in lockstep; (return, length, success) per env."""
+    obs = np.stack([env.reset()[0] for env in envs])
+    totals, lengths = np.zeros(len(envs)), np.zeros(len(envs), np.int64)
+    success: list[bool | None] = [None] * len(envs)
+    running = np.ones(len(envs), bool)
+    while running.any():
+        actions = np.asarray(policy(states, obs))
+        for i in np.flatnonzero(running):
+            obs[i], reward, terminated, truncated, info = envs[i].step(actions[i])
+            totals[i] += float(reward)
+            lengths[i] += 1
+            if "success" in info:
+                success[i] = bool(success[i]) or bool(info["success"])
+            running[i] = not (terminated or truncated)
+    return list(zip(totals, lengths, success, strict=True))
 
 
-def evaluate_policy(env: gym.Env, policy, state: SACState, episodes: int) -> EvalResult:
-    """Run `episodes` deterministic episodes sequentially (each starts with reset)."""
-    results = [run_episode(env, policy, state) for _ in range(episodes)]
+def evaluate_batch(
+    envs: list[gym.Env], policy, states: SACState, episodes: int
+) -> list[EvalResult]:
+    """`episodes` deterministic episodes per env (seed axis of `states`), run in lockstep."""
+    per_env = zip(*[_episode_batch(envs, policy, states) for _ in range(episodes)], strict=True)
+    return [_result(list(results)) for results in per_env]
+
+
+def _result(results: list[tuple]) -> EvalResult:
     returns, lengths, successes = zip(*results, strict=True)
     has_success = any(s is not None for s in successes)
     flags = np.array([bool(s) for s in successes], np.float32) if has_success else None
@@ -90,4 +99,5 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> 
         action_repeat=cfg.action_repeat,
         max_episode_steps=cfg.max_episode_steps,
     )
-    return evaluate_policy(env, make_policy(sac), state, episodes)
+    states = jax.tree_util.tree_map(lambda x: x[None], state)
+    return evaluate_batch([env], make_policy(sac), states, episodes)[0]

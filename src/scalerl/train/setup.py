@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from scalerl.agents.sac import SAC, make_sac
-from scalerl.config import AgentConfig, TrainConfig, lr_decay_steps, validate_train
+from scalerl.config import AgentConfig, TrainConfig, lr_decay_steps, seed_list, validate_train
 from scalerl.envs import discount_heuristic, suite_preset
 from scalerl.errors import ConfigError, ScalerlError
 
@@ -55,10 +55,29 @@ def build_agent(cfg: TrainConfig, obs_dim: int, action_dim: int) -> SAC:
     return make_sac(cfg.agent, obs_dim, action_dim, decay)
 
 
-def default_run_name(cfg: TrainConfig) -> str:
+def default_run_name(cfg: TrainConfig, stamp: str | None = None) -> str:
     """<agent>-<env>-s<seed>-<YYYYmmdd-HHMMSS>, with characters safe for a directory name."""
     env = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.env)
-    return f"{cfg.agent.agent}-{env}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+    return f"{cfg.agent.agent}-{env}-s{cfg.seed}-{stamp}"
+
+
+def seed_configs(cfg: TrainConfig) -> list[TrainConfig]:
+    """One single-seed config per seed, each naming its own run directory.
+
+    With one seed the name is `--name` (or the default); with several, `<name>-s<seed>` (the
+    default name already ends in the seed), so every seed's directory looks like a single run.
+    """
+    seeds = seed_list(cfg)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = []
+    for seed in seeds:
+        one = dataclasses.replace(cfg, seed=seed, seeds=None, num_seeds=1)
+        name = cfg.name if cfg.name and len(seeds) == 1 else None
+        if cfg.name and len(seeds) > 1:
+            name = f"{cfg.name}-s{seed}"
+        out.append(dataclasses.replace(one, name=name or default_run_name(one, stamp)))
+    return out
 
 
 def create_run_dir(cfg: TrainConfig) -> Path:

@@ -25,7 +25,8 @@ StepFn = Callable[
 
 
 def make_train_step(sac: SAC, num_updates: int, random_action: bool) -> StepFn:
-    """A jitted step for a fixed number of updates (static) and action source.
+    """A jitted step, vmapped over a leading seed axis, for a fixed number of updates and action
+    source (both static).
 
     Args:
         sac: the agent.
@@ -33,8 +34,9 @@ def make_train_step(sac: SAC, num_updates: int, random_action: bool) -> StepFn:
         random_action: act uniformly at random in [-1, 1] instead of with the policy.
 
     Returns:
-        step(state, buffer, transition, next_obs) -> (state, buffer, action, metrics). `next_obs`
-        is the observation to act on (the reset observation after an episode end).
+        step(state, buffer, transition, next_obs) -> (state, buffer, action, metrics), every
+        argument and result with a leading seed axis (N >= 1). `next_obs` is the observation to
+        act on (the reset observation after an episode end).
     """
 
     def step(
@@ -57,7 +59,7 @@ def make_train_step(sac: SAC, num_updates: int, random_action: bool) -> StepFn:
             action = sac.act(state, next_obs, act_key)
         return state, buffer, action, metrics
 
-    return jax.jit(step, donate_argnums=(0, 1))
+    return jax.jit(jax.vmap(step), donate_argnums=(0, 1))
 
 
 class UpdateSchedule:
