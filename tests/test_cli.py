@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -131,17 +132,10 @@ def test_user_errors_give_one_line_and_exit_2(args, message):
 
 def test_non_finite_loss_stops_and_saves_state(tiny_run, tmp_path):
     sac, state, _ = load_run_agent(tiny_run)
-    run = loop.Run(
-        cfg=read_config(tiny_run),
-        run_dir=tmp_path,
-        env=None,
-        eval_env=None,
-        sac=sac,
-        logger=None,
-        policy=None,
-    )
+    seed_run = loop.SeedRun(read_config(tiny_run), tmp_path, None, None, None)
+    states = jax.tree_util.tree_map(lambda x: x[None], state)
     with pytest.raises(TrainingError, match="train/critic_loss became nan at env step 20"):
-        loop._check_losses(run, state, {"train/critic_loss": np.float32("nan")}, 10)
+        loop._check_losses(seed_run, states, 0, {"train/critic_loss": np.float32("nan")}, 10)
     saved, _ = load_checkpoint(tmp_path / "checkpoint_nan.msgpack", state)
     np.testing.assert_array_equal(
         saved.actor.params["head"]["mean"]["bias"], state.actor.params["head"]["mean"]["bias"]
