@@ -128,7 +128,7 @@ class Run:
 
 def take(tree: Any, i: int) -> Any:
     """Seed `i`'s slice of a tree with a leading seed axis."""
-    return jax.tree_util.tree_map(lambda x: x[i], tree)
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[i], tree)
 
 
 def train(cfg: TrainConfig) -> Path:
