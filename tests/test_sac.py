@@ -149,3 +149,16 @@ def test_cdq_init_does_not_deadlock_for_shapes_that_used_to_hang():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=180
     )
     assert result.stdout.strip().endswith("ok"), result.stderr
+
+
+def test_bf16_precision_keeps_float32_parameters_and_finite_losses():
+    sac = small_sac("simbav2", precision="bf16")
+    state = sac.init(jax.random.PRNGKey(0))
+    new, metrics = jax.jit(sac.update)(state, random_batch(jax.random.PRNGKey(1)))
+    assert {x.dtype for x in jax.tree_util.tree_leaves(new.critic.params)} == {jnp.dtype("float32")}
+    assert np.isfinite(float(metrics["train/critic_loss"]))
+    obs = jnp.ones((1, OBS_DIM))
+    fp32 = small_sac("simbav2")
+    a16 = sac.act(new, obs, jax.random.PRNGKey(0), deterministic=True)
+    a32 = fp32.act(new, obs, jax.random.PRNGKey(0), deterministic=True)
+    np.testing.assert_allclose(a16, a32, atol=0.05)  # same function up to bf16 rounding

@@ -74,6 +74,8 @@ class AgentConfig:
     """SimbaV2: re-project kernels onto the unit sphere after every optimizer step."""
     bc_alpha: float = 0.0
     """Behaviour-cloning weight of the actor loss (offline RL; 0 = off)."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Matmul precision of actor and critic (parameters, losses and optimizer stay float32)."""
 
 
 def agent_preset(agent: str) -> AgentConfig:

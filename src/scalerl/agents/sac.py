@@ -284,9 +284,10 @@ def make_sac(cfg: AgentConfig, obs_dim: int, action_dim: int, decay_steps: int =
     if cfg.gamma is None or cfg.use_cdq is None:
         raise ValueError("resolve gamma and use_cdq before make_sac (see train.setup)")
     num_bins = cfg.num_bins if cfg.critic_head == "categorical" else 1
-    actor = Actor(cfg.agent, cfg.actor_width, cfg.actor_depth, action_dim, cfg.c_shift)
+    dtype = jnp.bfloat16 if cfg.precision == "bf16" else None
+    actor = Actor(cfg.agent, cfg.actor_width, cfg.actor_depth, action_dim, cfg.c_shift, dtype)
     num_qs = 2 if cfg.use_cdq else 1
-    args = (cfg.agent, cfg.critic_width, cfg.critic_depth, num_bins, cfg.c_shift)
+    args = (cfg.agent, cfg.critic_width, cfg.critic_depth, num_bins, cfg.c_shift, dtype)
     critic, member = ensemble_critic(num_qs)(*args), Critic(*args)
     schedule = make_schedule(cfg, decay_steps)
     temp_tx = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
