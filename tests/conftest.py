@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 
 import pytest
@@ -25,3 +26,9 @@ def small_sac(agent: str = "simbav2", use_cdq: bool = False, **overrides) -> SAC
 @pytest.fixture
 def sac_factory():
     return small_sac
+
+
+def eval_returns(run_dir) -> list[float]:
+    """The eval/return values of a run's metrics.csv, in order."""
+    with open(run_dir / "metrics.csv") as f:
+        return [float(r["value"]) for r in csv.DictReader(f) if r["metric"] == "eval/return"]

@@ -7,10 +7,9 @@ Each run takes 7,000 agent steps (1,000 random) at UTD 1 with 5 evaluation episo
 
 from __future__ import annotations
 
-import csv
-
 import pytest
 
+from conftest import eval_returns
 from scalerl.config import TrainConfig, agent_preset, replace
 from scalerl.train.loop import train
 
@@ -21,11 +20,6 @@ SIZES = {
     "simba": {"critic_width": 128, "critic_depth": 1, "actor_width": 64},
     "mlp": {"critic_width": 128, "actor_width": 128},
 }
-
-
-def eval_returns(run_dir) -> list[float]:
-    with open(run_dir / "metrics.csv") as f:
-        return [float(r["value"]) for r in csv.DictReader(f) if r["metric"] == "eval/return"]
 
 
 @pytest.mark.slow

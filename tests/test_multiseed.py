@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-
 import jax
 import numpy as np
 import pytest
 
+from conftest import eval_returns
 from scalerl.config import AgentConfig, TrainConfig, replace, seed_list
 from scalerl.errors import ConfigError
 from scalerl.train.checkpoint import load_checkpoint
@@ -23,11 +22,6 @@ def test_seed_list_parsing():
     for bad in ("3-1", "a", "1,1", ""):
         with pytest.raises(ConfigError, match="seeds"):
             seed_list(TrainConfig(seeds=bad))
-
-
-def eval_returns(run_dir) -> list[float]:
-    with open(run_dir / "metrics.csv") as f:
-        return [float(r["value"]) for r in csv.DictReader(f) if r["metric"] == "eval/return"]
 
 
 @pytest.fixture(scope="module")
