@@ -161,7 +161,7 @@ def test_simba_and_mlp_shapes(agent):
     mean, log_std = sac.actor.apply({"params": state.actor.params}, obs)
     assert mean.shape == (3, ACT_DIM) and log_std.shape == (3, ACT_DIM)
     assert np.all((log_std > -10) & (log_std < 2))
-    q = sac.critic.apply({"params": state.critic.params}, obs, jnp.zeros((3, ACT_DIM)))
+    q = sac._critic_out(state.critic.params, obs, jnp.zeros((3, ACT_DIM)))
     assert q.shape == (2, 3, 1)
     assert not projected_kernels(state.critic.params)
 

@@ -1,6 +1,6 @@
 """Networks: SimbaV2 (hyperspherical), SimBa (pre-LN residual) and MLP actors and critics."""
 
-from scalerl.networks.actor_critic import Actor, Critic, ensemble_critic
+from scalerl.networks.actor_critic import Actor, Critic
 from scalerl.networks.projection import is_projected_kernel, project_kernels
 
-__all__ = ["Actor", "Critic", "ensemble_critic", "is_projected_kernel", "project_kernels"]
+__all__ = ["Actor", "Critic", "is_projected_kernel", "project_kernels"]

@@ -45,18 +45,3 @@ class Critic(nn.Module):
         z = make_encoder(self.kind, self.width, self.depth, self.c_shift, self.dtype)(x)
         head = ValueHead(self.num_bins, self.kind == "simbav2", self.width, self.dtype, name="head")
         return head(z)
-
-
-def ensemble_critic(num_qs: int) -> type[nn.Module]:
-    """`Critic` vmapped over a leading axis of `num_qs` independently initialised copies.
-
-    Outputs have shape (num_qs, batch, num_bins); kernels (num_qs, in, out) (spec 1.6).
-    """
-    return nn.vmap(
-        Critic,
-        variable_axes={"params": 0, "intermediates": 0},
-        split_rngs={"params": True},
-        in_axes=None,
-        out_axes=0,
-        axis_size=num_qs,
-    )
