@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $@
 
-# Small SimbaV2 on cartpole-swingup: 60k frames, ~8 min on 2 CPU cores, eval return ~800.
+# Small SimbaV2 on cartpole-swingup: 60k frames, ~8 min on 2 CPU cores, eval return ~450-850.
 DEMO_FLAGS := --env dmc:cartpole-swingup --agent simbav2 --env-steps 60000 --utd 1 \
 	--critic-width 128 --actor-width 64 --eval-every 5000 --eval-episodes 5
 
