@@ -166,21 +166,6 @@ def stack(trees: list[Any]) -> Any:
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def _takes_seed_axis(step: StepFn, sac: SAC, buffer: ReplayState) -> bool:
-    """Whether `step` expects a leading seed axis (traces it abstractly on unbatched inputs).
-
-    `make_train_step` returns a step vmapped over seeds (N >= 1) in the current code; an older
-    version returned an unbatched step. Tracing one seed's inputs fails only for the former.
-    """
-    state = jax.eval_shape(sac.init, jax.random.PRNGKey(0))
-    transition = random_transitions(np.random.default_rng(0), (), sac.obs_dim, sac.action_dim)
-    try:
-        jax.eval_shape(step, state, buffer, transition, transition.next_obs)
-    except (ValueError, TypeError, IndexError):
-        return True
-    return False
-
-
 def setup(
     sac: SAC, args: argparse.Namespace, rng: np.random.Generator
 ) -> tuple[StepFn, SACState, ReplayState]:
@@ -200,8 +185,6 @@ def setup(
     """
     step = make_train_step(sac, args.utd, random_action=False)
     buffers = [filled_buffer(rng, sac, args.capacity, args.fill) for _ in range(args.seeds)]
-    if not _takes_seed_axis(step, sac, buffers[0]):
-        step = jax.jit(jax.vmap(step), donate_argnums=(0, 1))
     # init_many, not jax.vmap(sac.init): vmapped QR initialisers deadlock in XLA CPU.
     states = sac.init_many(jax.random.split(jax.random.PRNGKey(0), args.seeds))
     return step, states, stack(buffers)

@@ -11,7 +11,6 @@ the published curves load with the same reader (:func:`read_metrics_csv`, :func:
 from __future__ import annotations
 
 import csv
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -446,12 +445,3 @@ class MeanAccumulator:
     def __len__(self) -> int:
         """Number of keys currently accumulated."""
         return len(self._sums)
-
-
-def is_finite_metrics(metrics: Mapping[str, float]) -> bool:
-    """Returns whether every value is finite (handy to decide when a run has diverged).
-
-    Args:
-        metrics: Scalar metrics by key.
-    """
-    return all(math.isfinite(_to_float(v)) for v in metrics.values())

@@ -76,9 +76,6 @@ class UpdateSchedule:
         self.counter -= n
         return n
 
-    def state_dict(self) -> dict[str, float]:
-        return {"counter": self.counter}
-
 
 class StepCache:
     """Compiled step functions keyed by (num_updates, random_action); at most a few variants."""
