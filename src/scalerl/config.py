@@ -15,8 +15,54 @@ from typing import Literal
 
 from scalerl.errors import ConfigError
 
-AgentName = Literal["simbav2", "simba", "mlp"]
-AGENTS: tuple[str, ...] = ("simbav2", "simba", "mlp")
+AgentName = Literal["simbav2", "simba", "mlp", "msr"]
+AGENTS: tuple[str, ...] = ("simbav2", "simba", "mlp", "msr")
+RESET_KINDS: tuple[str, ...] = ("none", "full", "last_layers", "shrink_perturb")
+
+
+@dataclass(frozen=True)
+class PlasticityConfig:
+    """Plasticity interventions (plasticity spec §1-§4); all off by default, any network."""
+
+    hidden_norm: bool = False
+    """LayerNorm before each hidden nonlinearity (mlp, simba blocks; msr has it built in)."""
+    nap: bool = False
+    """Normalize-and-Project (spec §1): hidden_norm, no pre-norm biases, and pre-norm kernels
+    projected back to their initial norm after the optimizer step."""
+    nap_every: int = 1
+    """Project every this many gradient steps (spec §1.3)."""
+    nap_norm_mode: Literal["free", "joint_project", "decay_to_init"] = "free"
+    """NaP treatment of LayerNorm scale/offset (spec §1.4 a/b/c)."""
+    nap_norm_decay: float = 1e-3
+    """Coefficient of the decay-to-(1, 0) penalty of nap_norm_mode=decay_to_init."""
+    l2_init: float = 0.0
+    """Regenerative L2 toward the initial weights, coef * ||W - W0||^2 (spec §4.4; 0 = off)."""
+    hare_tortoise: bool = False
+    """Hare & Tortoise (spec §2): an EMA 'tortoise' of actor and critic; hare reset to it."""
+    ht_momentum: float = 0.999
+    """Tortoise EMA momentum m, applied after every gradient update (spec §2.1 eq. 6)."""
+    ht_reset_every: int = 20_000
+    """Reset the hare (and the target critic) to the tortoise every this many updates (eq. 7)."""
+    ht_eval: Literal["tortoise", "hare"] = "tortoise"
+    """Which actor evaluation uses (the hare always collects data)."""
+    reset: Literal["none", "full", "last_layers", "shrink_perturb"] = "none"
+    """Periodic reset (spec §4.1-4.2): SR-SAC full reset, last layers (heads), or S&P."""
+    reset_every: int = 0
+    """Gradient updates between resets (0 = never)."""
+    reset_shrink: float = 0.8
+    """Shrink & Perturb: weight lambda of the current parameters (eq. 8)."""
+    reset_perturb: float = 0.2
+    """Shrink & Perturb: weight sigma of the fresh initialisation (eq. 8)."""
+    reset_opt_state: bool = True
+    """Zero the Adam moments of reset parameters (full: fresh optimizer state)."""
+    reset_same_init: bool = False
+    """Reset to the run's initial weights (SR-SAC code) instead of a fresh draw."""
+    reset_stop_after: int | None = None
+    """No resets after this many updates (None: no limit)."""
+    redo_every: int = 0
+    """ReDo (spec §4.3): recycle tau-dormant units every this many updates (0 = off; mlp only)."""
+    redo_tau: float = 0.1
+    """ReDo dormancy threshold tau."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +71,8 @@ class AgentConfig:
 
     agent: AgentName = "simbav2"
     """Agent preset: simbav2 (hyperspherical nets, categorical critic), simba (pre-LN residual
-    nets), mlp (plain 256x2 SAC). Selecting one resets every other default to that preset."""
+    nets), mlp (plain 256x2 SAC), msr (multi-skip residual MLP with LayerNorm, plasticity spec
+    §3.2). Selecting one resets every other default to that preset."""
     actor_width: int = 128
     """Actor hidden width h."""
     actor_depth: int = 1
@@ -48,8 +95,9 @@ class AgentConfig:
     """Minibatch size per gradient update."""
     tau: float = 0.005
     """Polyak averaging rate of the target critic."""
-    optimizer: Literal["adam", "adamw"] = "adam"
-    """Optimizer for actor and critic (temperature always uses Adam without decay)."""
+    optimizer: Literal["adam", "adamw", "kron"] = "adam"
+    """Optimizer for actor and critic: adam, adamw or PSGD-Kron (plasticity spec §3.3; use
+    about a third of Adam's learning rate). The temperature always uses Adam."""
     lr_init: float = 1e-4
     """Initial learning rate (actor, critic, temperature)."""
     lr_end: float = 5e-5
@@ -76,6 +124,8 @@ class AgentConfig:
     """Behaviour-cloning weight of the actor loss (offline RL; 0 = off)."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """Matmul precision of actor and critic (parameters, losses and optimizer stay float32)."""
+    plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)
+    """Plasticity interventions (NaP, Hare & Tortoise, resets, ReDo, L2-init)."""
 
 
 def agent_preset(agent: str) -> AgentConfig:
@@ -109,6 +159,8 @@ def agent_preset(agent: str) -> AgentConfig:
             normalize_reward=False,
             project_weights=False,
         )
+    if agent == "msr":
+        return dataclasses.replace(agent_preset("simba"), agent="msr")
     raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
 
 
@@ -144,6 +196,10 @@ class TrainConfig:
     """Agent steps between training-metric log points."""
     checkpoint_every: int = 0
     """Agent steps between checkpoints (0: only at the end and at each evaluation)."""
+    health_every: int = 10_000
+    """Network-health diagnostics (health/*) every this many agent steps; 0 = off."""
+    health_batch: int = 256
+    """Probe batch size of the health diagnostics (states sampled from the replay buffer)."""
     name: str | None = None
     """Run name (directory under run_root). None: <agent>-<env>-s<seed>-<timestamp>."""
     run_root: Path = Path("runs")
@@ -171,8 +227,32 @@ def validate_agent(cfg: AgentConfig) -> None:
         raise ConfigError(f"gamma must be in [0, 1), got {cfg.gamma}")
     if cfg.lr_end < 0 or cfg.weight_decay < 0 or cfg.bc_alpha < 0:
         raise ConfigError("lr_end, weight_decay and bc_alpha must be >= 0")
-    if cfg.weight_decay > 0 and cfg.optimizer != "adamw":
-        raise ConfigError("weight_decay > 0 needs --optimizer adamw")
+    if cfg.weight_decay > 0 and cfg.optimizer == "adam":
+        raise ConfigError("weight_decay > 0 needs --optimizer adamw (or kron)")
+    validate_plasticity(cfg.plasticity, cfg.agent)
+
+
+def validate_plasticity(cfg: PlasticityConfig, agent: str) -> None:
+    """Raise ConfigError for an intervention setting that cannot work with this agent."""
+    if (cfg.nap or cfg.hidden_norm) and agent == "simbav2":
+        raise ConfigError(
+            "nap/hidden_norm apply to mlp, simba and msr; simbav2 already keeps "
+            "its weights on the sphere (use --project-weights)"
+        )
+    if cfg.nap_every < 1 or cfg.ht_reset_every < 0 or cfg.reset_every < 0 or cfg.redo_every < 0:
+        raise ConfigError("nap_every must be >= 1; ht/reset/redo intervals must be >= 0")
+    if not 0.0 <= cfg.ht_momentum <= 1.0:
+        raise ConfigError(f"ht_momentum must be in [0, 1], got {cfg.ht_momentum}")
+    if cfg.reset not in RESET_KINDS:
+        raise ConfigError(f"unknown reset {cfg.reset!r}; choose one of {', '.join(RESET_KINDS)}")
+    if cfg.reset != "none" and cfg.reset_every == 0:
+        raise ConfigError(f"reset={cfg.reset} needs --reset-every N (gradient updates)")
+    if cfg.redo_every and (agent != "mlp" or cfg.nap or cfg.hidden_norm):
+        raise ConfigError(
+            "ReDo (redo_every > 0) is implemented for --agent mlp without nap or hidden_norm only"
+        )
+    if cfg.l2_init < 0 or cfg.nap_norm_decay < 0 or not 0.0 <= cfg.redo_tau < 1.0:
+        raise ConfigError("l2_init and nap_norm_decay must be >= 0 and redo_tau in [0, 1)")
 
 
 def validate_train(cfg: TrainConfig) -> None:
@@ -186,6 +266,8 @@ def validate_train(cfg: TrainConfig) -> None:
             raise ConfigError(f"{name} must be positive, got {value}")
     if cfg.buffer_capacity < cfg.warmup_steps:
         raise ConfigError("buffer_capacity must be at least warmup_steps")
+    if cfg.health_every < 0 or cfg.health_batch < 2:
+        raise ConfigError("health_every must be >= 0 and health_batch >= 2")
     if cfg.checkpoint_every < 0:
         raise ConfigError(f"checkpoint_every must be >= 0, got {cfg.checkpoint_every}")
     seed_list(cfg)

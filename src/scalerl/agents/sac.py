@@ -16,10 +16,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from scalerl.agents import losses
+from scalerl.agents import interventions, losses
 from scalerl.agents.state import NetState, SACState, apply_gradients, polyak
 from scalerl.buffers.replay import Batch
 from scalerl.config import AgentConfig
+from scalerl.metrics.health import collect_features, network_health
 from scalerl.networks import Actor, Critic, project_kernels
 from scalerl.normalizers import (
     normalize,
@@ -29,6 +30,7 @@ from scalerl.normalizers import (
     stats_init,
     stats_update,
 )
+from scalerl.plasticity import redo
 
 Metrics = dict[str, jax.Array]
 
@@ -38,13 +40,6 @@ def make_schedule(cfg: AgentConfig, decay_steps: int) -> optax.Schedule:
     if cfg.lr_end == cfg.lr_init:
         return optax.constant_schedule(cfg.lr_init)
     return optax.linear_schedule(cfg.lr_init, cfg.lr_end, decay_steps)
-
-
-def make_optimizer(cfg: AgentConfig, schedule: optax.Schedule) -> optax.GradientTransformation:
-    """Adam (SimbaV2, no weight decay) or AdamW on every parameter (SimBa, spec 5.2)."""
-    if cfg.optimizer == "adamw":
-        return optax.adamw(schedule, b1=0.9, b2=0.999, eps=1e-8, weight_decay=cfg.weight_decay)
-    return optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
 
 
 @dataclass(frozen=True)
@@ -64,6 +59,9 @@ class SAC:
     actor_tx: optax.GradientTransformation
     critic_tx: optax.GradientTransformation
     temp_tx: optax.GradientTransformation
+    schedule: optax.Schedule
+    labels: dict[str, Any]
+    """Role labels of the actor's and critic's parameters (`plasticity.roles`)."""
 
     @property
     def gamma(self) -> float:
@@ -111,6 +109,7 @@ class SAC:
             reward_stats=reward_scale_init(),
             rng=rng,
             updates=jnp.int32(0),
+            extras=interventions.init_extras(self.cfg.plasticity, actor_params, critic_params),
         )
         # Distinct buffers for every leaf (the target starts equal to the critic), so the whole
         # state can be donated to a jitted step.
@@ -134,13 +133,28 @@ class SAC:
     def act(
         self, state: SACState, obs: jax.Array, key: jax.Array, deterministic: bool = False
     ) -> jax.Array:
-        """Action for `obs` ((d_o,) or (B, d_o)): tanh(mean) if deterministic, else a sample."""
-        mean, log_std = self.actor.apply(
-            {"params": state.actor.params}, self.normalize_obs(state, obs)
-        )
+        """Action for `obs` ((d_o,) or (B, d_o)): tanh(mean) if deterministic, else a sample.
+
+        Deterministic actions (evaluation) use the Hare & Tortoise tortoise when it is on and
+        `ht_eval` is "tortoise"; samples (data collection) always use the online actor.
+        """
+        params = self.eval_actor_params(state) if deterministic else state.actor.params
+        mean, log_std = self.actor.apply({"params": params}, self.normalize_obs(state, obs))
         if deterministic:
             return jnp.tanh(mean)
         return losses.tanh_gaussian_sample(key, mean, log_std)[0]
+
+    def eval_actor_params(self, state: SACState) -> Any:
+        """Actor parameters used for evaluation (spec plasticity §2.1: report the tortoise)."""
+        pc = self.cfg.plasticity
+        if pc.hare_tortoise and pc.ht_eval == "tortoise":
+            return state.extras["tortoise"]["actor"]
+        return state.actor.params
+
+    def _penalty(self, net: str, params: Any, state: SACState) -> jax.Array:
+        """Plasticity loss terms (L2-init, NaP scale/offset decay) of one network."""
+        init = state.extras.get("init", {}).get(net)
+        return interventions.penalty(self.cfg.plasticity, params, self.labels[net], init)
 
     def observe(
         self, state: SACState, obs: jax.Array, reward: jax.Array, done: jax.Array
@@ -186,24 +200,30 @@ class SAC:
 
     # ------------------------------------------------------------------ update steps
 
-    def _actor_step(
+    def _actor_grads(
         self, state: SACState, obs: jax.Array, data_action: jax.Array, key: jax.Array
-    ) -> tuple[NetState, Metrics]:
-        """Minimise E[alpha log pi(a|s) - min_j Q_j(s, a)] (+ BC term offline) (spec 2.2)."""
+    ) -> tuple[Any, Metrics]:
+        """Gradient of E[alpha log pi(a|s) - min_j Q_j(s, a)] (+ BC term offline) (spec 2.2)."""
         alpha = jnp.exp(state.temp.params["log_temp"])
 
         def loss_fn(params: Any) -> tuple[jax.Array, Metrics]:
             mean, log_std = self.actor.apply({"params": params}, obs)
             action, log_prob = losses.tanh_gaussian_sample(key, mean, log_std)
             q = self._q_values(self._critic_out(state.critic.params, obs, action)).min(axis=0)
-            loss = jnp.mean(alpha * log_prob - q)
+            loss = jnp.mean(alpha * log_prob - q) + self._penalty("actor", params, state)
             if self.cfg.bc_alpha > 0:
                 bc = jnp.mean(jnp.square(action - data_action))
                 loss += self.cfg.bc_alpha * jax.lax.stop_gradient(jnp.mean(jnp.abs(q))) * bc
             info = {"train/actor_loss": loss, "train/entropy": -jnp.mean(log_prob)}
             return loss, info | {"train/mean_action": jnp.mean(action)}
 
-        grads, info = jax.grad(loss_fn, has_aux=True)(state.actor.params)
+        return jax.grad(loss_fn, has_aux=True)(state.actor.params)
+
+    def _actor_step(
+        self, state: SACState, obs: jax.Array, data_action: jax.Array, key: jax.Array
+    ) -> tuple[NetState, Metrics]:
+        """One optimizer step of the actor (spec 2.2)."""
+        grads, info = self._actor_grads(state, obs, data_action, key)
         return apply_gradients(self.actor_tx, state.actor, grads, self._project), info
 
     def _temperature_step(self, temp: NetState, entropy: jax.Array) -> tuple[NetState, Metrics]:
@@ -239,10 +259,11 @@ class SAC:
             reward, batch.discount, batch.terminated, chosen, entropy_term, self.cfg.g_max
         )
 
-    def _critic_step(
+    def _critic_grads(
         self, state: SACState, obs: jax.Array, batch: Batch, target: jax.Array
-    ) -> tuple[NetState, Metrics]:
-        """Cross-entropy to the projected target (SimbaV2) or MSE (SimBa, MLP), summed over Qs."""
+    ) -> tuple[Any, Metrics]:
+        """Gradient of the cross-entropy to the projected target (SimbaV2) or the MSE (SimBa,
+        MLP), summed over the ensemble."""
 
         def loss_fn(params: Any) -> tuple[jax.Array, Metrics]:
             out = self._critic_out(params, obs, batch.action)
@@ -250,11 +271,17 @@ class SAC:
                 per_head = jnp.mean(losses.cross_entropy(target[None], out), axis=1)
             else:
                 per_head = jnp.mean(jnp.square(out[..., 0] - target[None]), axis=1)
-            return jnp.sum(per_head), {"train/q_mean": jnp.mean(self._q_values(out))}
+            loss = jnp.sum(per_head) + self._penalty("critic", params, state)
+            return loss, {"train/q_mean": jnp.mean(self._q_values(out)), "train/critic_loss": loss}
 
-        (loss, info), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.critic.params)
-        critic = apply_gradients(self.critic_tx, state.critic, grads, self._project)
-        return critic, info | {"train/critic_loss": loss}
+        return jax.grad(loss_fn, has_aux=True)(state.critic.params)
+
+    def _critic_step(
+        self, state: SACState, obs: jax.Array, batch: Batch, target: jax.Array
+    ) -> tuple[NetState, Metrics]:
+        """One optimizer step of the critic ensemble (spec 2.4)."""
+        grads, info = self._critic_grads(state, obs, batch, target)
+        return apply_gradients(self.critic_tx, state.critic, grads, self._project), info
 
     def _scaled_reward(self, state: SACState, reward: jax.Array) -> jax.Array:
         if not self.cfg.normalize_reward:
@@ -271,6 +298,14 @@ class SAC:
         target = self._critic_target(state, actor.params, alpha, batch, critic_key)
         critic, critic_info = self._critic_step(state, obs, batch, target)
         target_params = polyak(state.target_params, critic.params, self.cfg.tau)
+        extras = state.extras
+        if self.cfg.plasticity.hare_tortoise:
+            nets = {"actor": actor.params, "critic": critic.params}
+            nets, target_params, extras = interventions.hare_tortoise_step(
+                self.cfg.plasticity, nets, target_params, extras, state.updates
+            )
+            actor = actor.replace(params=nets["actor"])
+            critic = critic.replace(params=nets["critic"])
         new_state = state.replace(
             actor=actor,
             critic=critic,
@@ -278,6 +313,7 @@ class SAC:
             temp=temp,
             rng=rng,
             updates=state.updates + 1,
+            extras=extras,
         )
         reward = self._scaled_reward(state, batch.reward)
         extra = {"train/reward_mean": jnp.mean(reward), "train/reward_max": jnp.max(reward)}
@@ -288,6 +324,91 @@ class SAC:
         state, metrics = jax.lax.scan(self.update, state, batches)
         return state, jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
 
+    # ------------------------------------------------------------------ diagnostics, resets
+
+    def health(self, state: SACState, batch: Batch) -> Metrics:
+        """Network-health diagnostics of actor and critic on a probe batch (plasticity §5).
+
+        Computes each network's gradient on `batch` and the optimizer step it would take,
+        then `metrics.network_health` (feature norms, dormant ratios, ranks, parameter and
+        gradient norms, the three ELRs). Pure: the returned state is not modified, so turning
+        diagnostics on does not change training. Critic features come from ensemble member 0.
+        """
+        key_a, key_t = jax.random.split(jax.random.fold_in(state.rng, 0x4EA1))
+        obs = self.normalize_obs(state, batch.obs)
+        actor_grads, _ = self._actor_grads(state, obs, batch.action, key_a)
+        alpha = jnp.exp(state.temp.params["log_temp"])
+        target = self._critic_target(state, state.actor.params, alpha, batch, key_t)
+        critic_grads, _ = self._critic_grads(state, obs, batch, target)
+        member0 = jax.tree_util.tree_map(lambda x: x[0], state.critic.params)
+        features = {
+            "actor": collect_features(self.actor, {"params": state.actor.params}, obs),
+            "critic": collect_features(self.critic, {"params": member0}, obs, batch.action),
+        }
+        grads = {"actor": actor_grads, "critic": critic_grads}
+        txs = {"actor": self.actor_tx, "critic": self.critic_tx}
+        lr = self.schedule(state.updates)
+        out: Metrics = {}
+        for net in interventions.NETS:
+            before = getattr(state, net)
+            after = apply_gradients(txs[net], before, grads[net], self._project)
+            stats = network_health(after.params, grads[net], before.params, features[net], lr)
+            out |= {f"health/{net}/{k}": v for k, v in stats.items()}
+        return out
+
+    def reset(self, state: SACState, fresh: SACState) -> SACState:
+        """The state after a periodic reset toward `fresh` (plasticity spec §4.1-4.2).
+
+        `fresh` is a newly initialised state (`init` with a new key, or the run's first key for
+        `reset_same_init`). A full reset also restarts the temperature (SR-SAC); normaliser
+        statistics, the RNG, the update counter and intervention state are kept.
+        """
+        pc = self.cfg.plasticity
+        nets = {}
+        for net in interventions.NETS:
+            params, opt_state = interventions.reset_net(
+                pc, getattr(state, net), getattr(fresh, net)
+            )
+            nets[net] = NetState(params, opt_state)
+        target = interventions.reset_target(pc, state.target_params, fresh.target_params)
+        temp = fresh.temp if pc.reset == "full" else state.temp
+        return state.replace(**nets, target_params=target, temp=temp)
+
+    def redo(self, state: SACState, fresh: SACState, batch: Batch) -> tuple[SACState, Metrics]:
+        """Recycle tau-dormant units of the MLP actor and critic (ReDo, plasticity spec §4.3).
+
+        Scores come from the post-ReLU features on `batch`; dormant units get fresh incoming
+        weights from `fresh`, zero outgoing weights and zeroed Adam moments.
+        """
+        obs = self.normalize_obs(state, batch.obs)
+        acts = {
+            "actor": self._sown(self.actor, state.actor.params, obs),
+            "critic": jax.vmap(lambda p: self._sown(self.critic, p, obs, batch.action))(
+                state.critic.params
+            ),
+        }
+        nets, info = {}, {}
+        for net, batch_dims in (("actor", 0), ("critic", 1)):
+            before, new = getattr(state, net), getattr(fresh, net)
+            links = redo.mlp_links(before.params)
+            params, opt_state, n = redo.recycle(
+                before.params,
+                before.opt_state,
+                new.params,
+                acts[net],
+                links,
+                self.cfg.plasticity.redo_tau,
+                batch_dims,
+            )
+            nets[net] = NetState(params, opt_state)
+            info[f"train/redo_recycled_{net}"] = n
+        return state.replace(**nets), info
+
+    @staticmethod
+    def _sown(module: Any, params: Any, *inputs: jax.Array) -> dict[str, jax.Array]:
+        _, variables = module.apply({"params": params}, *inputs, mutable=["intermediates"])
+        return redo.sown_features(variables["intermediates"])
+
 
 def make_sac(cfg: AgentConfig, obs_dim: int, action_dim: int, decay_steps: int = 1) -> SAC:
     """Build a SAC agent from a resolved config (gamma and use_cdq must not be None)."""
@@ -295,10 +416,25 @@ def make_sac(cfg: AgentConfig, obs_dim: int, action_dim: int, decay_steps: int =
         raise ValueError("resolve gamma and use_cdq before make_sac (see train.setup)")
     num_bins = cfg.num_bins if cfg.critic_head == "categorical" else 1
     dtype = jnp.bfloat16 if cfg.precision == "bf16" else None
-    actor = Actor(cfg.agent, cfg.actor_width, cfg.actor_depth, action_dim, cfg.c_shift, dtype)
+    pc = cfg.plasticity
+    actor = Actor(
+        cfg.agent,
+        cfg.actor_width,
+        cfg.actor_depth,
+        action_dim,
+        cfg.c_shift,
+        dtype,
+        hidden_norm=pc.hidden_norm,
+        nap=pc.nap,
+    )
     num_qs = 2 if cfg.use_cdq else 1
     args = (cfg.agent, cfg.critic_width, cfg.critic_depth, num_bins, cfg.c_shift, dtype)
-    critic = Critic(*args)
+    critic = Critic(*args, hidden_norm=pc.hidden_norm, nap=pc.nap)
+    obs, act = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
+    labels = {
+        "actor": interventions.net_labels(actor, obs),
+        "critic": interventions.net_labels(critic, obs, act),
+    }
     schedule = make_schedule(cfg, decay_steps)
     temp_tx = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
     return SAC(
@@ -308,7 +444,9 @@ def make_sac(cfg: AgentConfig, obs_dim: int, action_dim: int, decay_steps: int =
         actor,
         critic,
         num_qs,
-        make_optimizer(cfg, schedule),
-        make_optimizer(cfg, schedule),
+        interventions.make_net_optimizer(cfg, schedule, labels["actor"], 0),
+        interventions.make_net_optimizer(cfg, schedule, labels["critic"], 1),
         temp_tx,
+        schedule,
+        labels,
     )

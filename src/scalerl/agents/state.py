@@ -32,6 +32,8 @@ class SACState:
         reward_stats: running discounted-return statistics for the reward scale.
         rng: PRNG key, split on every use.
         updates: number of gradient updates done so far (int32).
+        extras: state of plasticity interventions ({} when none is on): "init" (initial actor
+            and critic parameters, for L2-init) and "tortoise" (Hare & Tortoise EMA networks).
     """
 
     actor: NetState
@@ -42,6 +44,7 @@ class SACState:
     reward_stats: RewardScaleState
     rng: jax.Array
     updates: jax.Array
+    extras: Any
 
 
 def apply_gradients(

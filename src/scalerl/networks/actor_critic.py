@@ -19,10 +19,13 @@ class Actor(nn.Module):
     action_dim: int
     c_shift: float = 3.0
     dtype: jnp.dtype | None = None
+    hidden_norm: bool = False
+    nap: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        z = make_encoder(self.kind, self.width, self.depth, self.c_shift, self.dtype)(obs)
+        args = (self.c_shift, self.dtype, self.hidden_norm, self.nap)
+        z = make_encoder(self.kind, self.width, self.depth, *args)(obs)
         head = TanhGaussianHead(
             self.action_dim, self.kind == "simbav2", self.width, self.dtype, name="head"
         )
@@ -38,10 +41,13 @@ class Critic(nn.Module):
     num_bins: int
     c_shift: float = 3.0
     dtype: jnp.dtype | None = None
+    hidden_norm: bool = False
+    nap: bool = False
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
         x = jnp.concatenate([obs, action], axis=-1)
-        z = make_encoder(self.kind, self.width, self.depth, self.c_shift, self.dtype)(x)
+        args = (self.c_shift, self.dtype, self.hidden_norm, self.nap)
+        z = make_encoder(self.kind, self.width, self.depth, *args)(x)
         head = ValueHead(self.num_bins, self.kind == "simbav2", self.width, self.dtype, name="head")
         return head(z)

@@ -9,7 +9,13 @@ import jax
 import jax.numpy as jnp
 
 from scalerl.config import simbav2_alpha_init, simbav2_alpha_scale, simbav2_scaler_init
-from scalerl.networks.layers import HyperEmbedder, HyperLERPBlock, ResidualBlock
+from scalerl.networks.layers import (
+    HyperEmbedder,
+    HyperLERPBlock,
+    MultiSkipBlock,
+    PreNormDense,
+    ResidualBlock,
+)
 
 
 class SimbaV2Encoder(nn.Module):
@@ -39,6 +45,7 @@ class SimbaEncoder(nn.Module):
 
     width: int
     depth: int
+    hidden_norm: bool = False
     dtype: jnp.dtype | None = None
 
     @nn.compact
@@ -46,36 +53,83 @@ class SimbaEncoder(nn.Module):
         init = nn.initializers.orthogonal(1.0)
         h = nn.Dense(self.width, kernel_init=init, dtype=self.dtype, name="embedder")(x)
         for i in range(self.depth):
-            h = ResidualBlock(self.width, dtype=self.dtype, name=f"block_{i}")(h)
+            block = ResidualBlock(
+                self.width, hidden_norm=self.hidden_norm, dtype=self.dtype, name=f"block_{i}"
+            )
+            h = block(h)
         return nn.LayerNorm(dtype=self.dtype, name="final_norm")(h)
 
 
 class MLPEncoder(nn.Module):
-    """`depth` x (Dense(width), ReLU) with orthogonal sqrt(2) init: the usual SAC baseline."""
+    """`depth` x (Dense(width), ReLU) with orthogonal sqrt(2) init: the usual SAC baseline.
+
+    `hidden_norm=True` puts a LayerNorm between each Dense and its ReLU and drops the Dense bias
+    (NaP step 1, plasticity spec §1.2); the Dense layers are then named `dense_{i}_pn`.
+    """
 
     width: int
     depth: int
+    hidden_norm: bool = False
     dtype: jnp.dtype | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         init = nn.initializers.orthogonal(math.sqrt(2.0))
         for i in range(self.depth):
-            x = nn.relu(
-                nn.Dense(self.width, kernel_init=init, dtype=self.dtype, name=f"dense_{i}")(x)
-            )
+            if self.hidden_norm:
+                x = PreNormDense(self.width, False, dtype=self.dtype, name=f"dense_{i}_pn")(x)
+            else:
+                x = nn.Dense(self.width, kernel_init=init, dtype=self.dtype, name=f"dense_{i}")(x)
+            x = nn.relu(x)
             self.sow("intermediates", f"features_{i}", x)
         return x
 
 
+class MultiSkipEncoder(nn.Module):
+    """Multi-skip residual MLP (Castanyer et al. 2025 §4.1, plasticity spec §3.2).
+
+    h_0 = LN(W_0 x + b_0); h_l = r_l(h_{l-1}) + h_{l-1} + h_0 (local and global skip);
+    y = LN(W_out h_L + b_out). Every kernel feeds a LayerNorm, so NaP can project all of them;
+    `hidden_norm` is inherent. Under NaP (`use_bias=False`) the biases are dropped.
+    """
+
+    width: int
+    depth: int
+    use_bias: bool = True
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h0 = PreNormDense(self.width, self.use_bias, dtype=self.dtype, name="embed")(x)
+        h = h0
+        for i in range(self.depth):
+            block = MultiSkipBlock(self.width, self.use_bias, dtype=self.dtype, name=f"block_{i}")
+            h = block(h) + h + h0
+            self.sow("intermediates", "features", h)
+        return PreNormDense(self.width, self.use_bias, dtype=self.dtype, name="out")(h)
+
+
 def make_encoder(
-    kind: str, width: int, depth: int, c_shift: float, dtype: jnp.dtype | None
+    kind: str,
+    width: int,
+    depth: int,
+    c_shift: float,
+    dtype: jnp.dtype | None,
+    hidden_norm: bool = False,
+    nap: bool = False,
 ) -> nn.Module:
-    """The encoder of a network family, named `encoder` (call inside a compact method)."""
+    """The encoder of a network family, named `encoder` (call inside a compact method).
+
+    `hidden_norm` adds LayerNorm before each hidden nonlinearity (MLP, SimBa); `nap` implies it
+    and drops the biases made redundant by the norms (plasticity spec §1.2).
+    """
+    hidden_norm = hidden_norm or nap
     if kind == "simbav2":
         return SimbaV2Encoder(width, depth, c_shift, dtype=dtype, name="encoder")
     if kind == "simba":
-        return SimbaEncoder(width, depth, dtype=dtype, name="encoder")
+        return SimbaEncoder(width, depth, hidden_norm, dtype=dtype, name="encoder")
     if kind == "mlp":
-        return MLPEncoder(width, depth, dtype=dtype, name="encoder")
+        return MLPEncoder(width, depth, hidden_norm, dtype=dtype, name="encoder")
+    if kind == "msr":
+        return MultiSkipEncoder(width, depth, not nap, dtype=dtype, name="encoder")
     raise ValueError(f"unknown network kind {kind!r}")

@@ -132,18 +132,66 @@ class HyperLERPBlock(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """SimBa pre-LayerNorm residual feed-forward block: h + W2 relu(W1 LN(h)) (SimBa §4)."""
+    """SimBa pre-LayerNorm residual feed-forward block: h + W2 relu(W1 LN(h)) (SimBa §4).
+
+    `hidden_norm=True` inserts a LayerNorm between W1 and the ReLU and drops W1's bias (NaP step
+    1, plasticity spec §1.2); W1 is then named `dense_0_pn` so NaP can find and project it.
+    """
 
     width: int
     expansion: int = 4
+    hidden_norm: bool = False
     dtype: jnp.dtype | None = None
 
     @nn.compact
     def __call__(self, h: jax.Array) -> jax.Array:
         he = nn.initializers.he_normal()
         y = nn.LayerNorm(dtype=self.dtype)(h)
-        y = nn.Dense(self.width * self.expansion, kernel_init=he, dtype=self.dtype)(y)
+        if self.hidden_norm:
+            y = nn.Dense(
+                self.width * self.expansion,
+                False,
+                kernel_init=he,
+                dtype=self.dtype,
+                name="dense_0_pn",
+            )(y)
+            y = nn.LayerNorm(dtype=self.dtype, name="norm_0")(y)
+        else:
+            y = nn.Dense(self.width * self.expansion, kernel_init=he, dtype=self.dtype)(y)
         y = nn.Dense(self.width, kernel_init=he, dtype=self.dtype)(nn.relu(y))
         out = h + y
         self.sow("intermediates", "features", out)
         return out
+
+
+class PreNormDense(nn.Module):
+    """Dense (named `dense_pn`) followed by LayerNorm `norm`: a NaP-projectable pair (spec §1.2).
+
+    The bias is dropped when `use_bias=False` (NaP: LayerNorm's offset plays its role).
+    """
+
+    features: int
+    use_bias: bool = True
+    scale: float = math.sqrt(2.0)
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        init = nn.initializers.orthogonal(self.scale)
+        dense = nn.Dense(
+            self.features, self.use_bias, kernel_init=init, dtype=self.dtype, name="dense_pn"
+        )
+        return nn.LayerNorm(dtype=self.dtype, name="norm")(dense(x))
+
+
+class MultiSkipBlock(nn.Module):
+    """r(h) = LN(W2 relu(LN(W1 relu(h) + b1)) + b2) (Castanyer et al. 2025 §4.1; spec §3.2)."""
+
+    width: int
+    use_bias: bool = True
+    dtype: jnp.dtype | None = None
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        y = PreNormDense(self.width, self.use_bias, dtype=self.dtype, name="fc1")(nn.relu(h))
+        return PreNormDense(self.width, self.use_bias, dtype=self.dtype, name="fc2")(nn.relu(y))

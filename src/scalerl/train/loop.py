@@ -30,6 +30,7 @@ from scalerl.envs import env_info, make_env
 from scalerl.errors import TrainingError
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.evaluate import evaluate_batch, make_policy
+from scalerl.train.hooks import Hooks
 from scalerl.train.logging import Logger, MeanAccumulator
 from scalerl.train.setup import (
     CHECKPOINT_NAME,
@@ -212,6 +213,7 @@ def _run_loop(run: Run) -> None:
     states, buffers, obs, actions = _initial(run)
     run.evaluate(states, 0)
     schedule, cache, window = UpdateSchedule(cfg.utd), StepCache(run.sac), Window()
+    hooks, updates = Hooks(cfg, run.sac, seed_list(cfg)), 0
     bar = tqdm(total=total, unit="step", disable=not cfg.progress, dynamic_ncols=True)
     for t in range(1, total + 1):
         transitions, obs = _env_step(run, obs, actions)
@@ -221,6 +223,11 @@ def _run_loop(run: Run) -> None:
         states, buffers, actions, metrics = step_fn(states, buffers, transitions, obs)
         actions, metrics = jax.device_get((actions, metrics))
         _record(run, states, metrics, t)
+        states, info = hooks.after_updates(states, buffers, updates, updates + num_updates, t)
+        _log_each(run, info, t)
+        updates += num_updates
+        if cfg.health_every and t % cfg.health_every == 0 and updates > 0:
+            _log_each(run, hooks.health(states, buffers, t), t)
         window.steps, window.updates = window.steps + 1, window.updates + num_updates
         if t % cfg.log_every == 0:
             _log(run, window.rates(cfg.action_repeat), t)
@@ -243,6 +250,12 @@ def _record(run: Run, states: SACState, metrics: dict[str, np.ndarray], t: int) 
         seed_metrics = {k: v[i] for k, v in metrics.items()}
         _check_losses(seed_run, states, i, seed_metrics, t)
         seed_run.acc.add(seed_metrics)
+
+
+def _log_each(run: Run, per_seed: list[dict[str, float]], t: int) -> None:
+    for seed_run, metrics in zip(run.seeds, per_seed, strict=True):
+        if metrics:
+            seed_run.logger.log(metrics, run.env_step(t))
 
 
 def _log(run: Run, perf: dict[str, float], t: int) -> None:

@@ -1,0 +1,176 @@
+"""The network-health panel of SimbaV2's analysis figure, for scalerl runs.
+
+One subplot each for the return, feature norm, parameter norm, gradient norm and effective
+learning rate against environment frames, one line per run (mean ± std over the seeds a run
+directory holds). The health metrics are those of :func:`scalerl.metrics.network_health`,
+logged under ``health/<net>/``; see ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
+
+from scalerl.analysis.plots import X_LABEL, Curve, seed_statistics  # noqa: E402
+from scalerl.errors import ScalerlError  # noqa: E402
+from scalerl.train.logging import METRICS_CSV_NAME, read_metrics_csv  # noqa: E402
+
+PANELS: tuple[tuple[str, str], ...] = (
+    ("eval/return", "return"),
+    ("health/{net}/feature_norm", "feature norm"),
+    ("health/{net}/param_norm", "parameter norm"),
+    ("health/{net}/grad_norm", "gradient norm"),
+    ("health/{net}/elr_grad_ratio", "effective learning rate"),
+)
+"""(metric key template, panel title) of every subplot, left to right."""
+
+SeedStats = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""``(steps, mean, std)`` across seeds, as returned by :func:`seed_statistics`."""
+
+
+def panel_metrics(net: str = "critic") -> list[str]:
+    """The metric keys plotted for network ``net`` (``"critic"`` or ``"actor"``)."""
+    return [template.format(net=net) for template, _ in PANELS]
+
+
+def _metrics_file(run: Path) -> Path:
+    """A run directory's ``metrics.csv`` (a path to the CSV itself is accepted too)."""
+    run = Path(run)
+    return run if run.is_file() else run / METRICS_CSV_NAME
+
+
+def _seed_curves(rows: list[dict[str, Any]], metric: str) -> list[Curve]:
+    """One curve per (env_name, seed) of ``metric``; a step logged twice keeps its last value."""
+    points: dict[tuple[str, int], dict[int, float]] = defaultdict(dict)
+    for row in rows:
+        if row["metric"] == metric:
+            points[(row["env_name"], row["seed"])][row["env_step"]] = row["value"]
+    return [_as_curve(steps) for steps in points.values()]
+
+
+def _as_curve(points: dict[int, float]) -> Curve:
+    """Turns ``{step: value}`` into step-sorted float arrays."""
+    steps = sorted(points)
+    return np.asarray(steps, np.float64), np.asarray([points[s] for s in steps], np.float64)
+
+
+def health_curves(run: Path, net: str = "critic") -> dict[str, SeedStats]:
+    """Mean and std over seeds of every panel metric a run logged.
+
+    Args:
+        run: A run directory (holding ``metrics.csv``) or the CSV itself.
+        net: Which network's health metrics: ``"critic"`` or ``"actor"``.
+
+    Returns:
+        ``{metric: (steps, mean, std)}`` for the panel metrics present in the run.
+
+    Raises:
+        ScalerlError: If the metrics file is missing or malformed.
+    """
+    rows = read_metrics_csv(_metrics_file(run))
+    curves = {metric: _seed_curves(rows, metric) for metric in panel_metrics(net)}
+    return {metric: seed_statistics(c) for metric, c in curves.items() if c}
+
+
+def _format_axes(ax: Axes, title: str, metric: str) -> None:
+    """Titles an axes and labels x with environment frames in engineering notation."""
+    ax.set_title(title, fontsize="medium")
+    ax.set_xlabel(X_LABEL)
+    ax.set_ylabel(metric, fontsize="small")
+    ax.xaxis.set_major_formatter(EngFormatter())
+    ax.grid(True, alpha=0.3)
+
+
+def _mark_missing(ax: Axes, metric: str) -> None:
+    """Writes a note in the middle of a panel whose metric no run logged."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.text(0.5, 0.5, f"not logged\n({metric})", ha="center", va="center",
+            transform=ax.transAxes, color="0.4", fontsize="small")  # fmt: skip
+
+
+def _draw_panel(ax: Axes, metric: str, runs: list[dict[str, SeedStats]], colors: list[str]) -> None:
+    """Draws every run's mean curve (and its std band) of ``metric`` on ``ax``."""
+    for run, color in zip(runs, colors, strict=True):
+        if metric not in run:
+            continue
+        steps, mean, std = run[metric]
+        ax.plot(steps, mean, color=color, lw=1.8, marker="." if len(steps) < 3 else "")
+        ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+    if not ax.has_data():
+        _mark_missing(ax, metric)
+
+
+def _resolve_labels(run_dirs: Sequence[Path], labels: Sequence[str] | None) -> list[str]:
+    """The curve labels: the given ones, or each run directory's name."""
+    if labels is None:
+        return [Path(d).name if not Path(d).is_file() else Path(d).parent.name for d in run_dirs]
+    if len(labels) != len(run_dirs):
+        raise ScalerlError(f"got {len(labels)} labels for {len(run_dirs)} run directories")
+    return [str(label) for label in labels]
+
+
+def _save_png_and_svg(fig: Any, out: Path) -> Path:
+    """Writes ``out`` as PNG and the same stem as SVG, closes the figure, returns the PNG path."""
+    png = Path(out).with_suffix(".png")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=120, bbox_inches="tight")
+    fig.savefig(png.with_suffix(".svg"), bbox_inches="tight")
+    plt.close(fig)
+    return png
+
+
+def plot_health(
+    run_dirs: Sequence[Path],
+    out: Path,
+    net: str = "critic",
+    labels: Sequence[str] | None = None,
+) -> Path:
+    """Draws the network-health panel of SimbaV2's analysis figure for several runs.
+
+    Subplots: ``eval/return``, ``health/<net>/feature_norm``, ``.../param_norm``,
+    ``.../grad_norm`` and ``.../elr_grad_ratio`` against environment frames; one line per run,
+    the mean over the seeds (and environments) found in its ``metrics.csv``, with a ±std band.
+    A metric no run logged gives an empty panel with a note.
+
+    Args:
+        run_dirs: Run directories (``runs/<name>/`` holding ``metrics.csv``), or the CSVs.
+        out: Output path; the PNG is written at ``out`` with suffix ``.png`` and an SVG beside it.
+        net: Network whose health is shown: ``"critic"`` or ``"actor"``.
+        labels: Legend label per run; defaults to the run directory names.
+
+    Returns:
+        The PNG path.
+
+    Raises:
+        ScalerlError: If no run is given, the labels do not match the runs, or a metrics file
+            is missing or malformed.
+    """
+    if not run_dirs:
+        raise ScalerlError("plot_health needs at least one run directory")
+    names = _resolve_labels(run_dirs, labels)
+    runs = [health_curves(Path(d), net) for d in run_dirs]
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = [palette[i % len(palette)] for i in range(len(runs))]
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(3.6 * len(PANELS), 3.3), squeeze=False)
+    for ax, metric, (_, title) in zip(axes[0], panel_metrics(net), PANELS, strict=True):
+        _format_axes(ax, title, metric)
+        _draw_panel(ax, metric, runs, colors)
+    handles = [Line2D([], [], color=c, lw=2.0, label=n) for n, c in zip(names, colors, strict=True)]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncols=min(5, len(handles)), fontsize="small", frameon=False)  # fmt: skip
+    fig.suptitle(f"network health ({net})", y=1.0, va="bottom")
+    fig.tight_layout()
+    return _save_png_and_svg(fig, out)

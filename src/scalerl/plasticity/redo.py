@@ -1,0 +1,162 @@
+"""ReDo: recycling dormant neurons (Sokar, Agarwal, Castro, Evci, ICML 2023; spec §4.3).
+
+A hidden unit is τ-dormant when its normalised mean absolute activation is at most τ. Recycling
+re-initialises the unit's incoming weights, zeroes its bias and its outgoing weights (so the
+network function is unchanged right after recycling) and zeroes the Adam moments of every
+touched entry. Which parameters belong to which unit is described explicitly by `Link`s;
+`mlp_links` builds them for scalerl's `MLPEncoder`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import traverse_util
+
+from scalerl.plasticity.resets import zero_adam_moments
+
+PyTree = Any
+ModulePath = tuple[str, ...]
+SCORE_EPS = 1e-9
+"""Added to a layer's mean activity before dividing (as `scalerl.metrics.activity`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Link:
+    """The parameters attached to the units of one hidden layer.
+
+    Attributes:
+        activation: key of the layer's post-activation in the `activations` dict.
+        incoming: module paths (e.g. `("encoder", "dense_0")`) whose `kernel` columns (last
+            axis) are re-initialised and whose `bias` entries are zeroed for dormant units.
+        outgoing: module paths whose `kernel` rows (second-to-last axis) are zeroed.
+    """
+
+    activation: str
+    incoming: tuple[ModulePath, ...]
+    outgoing: tuple[ModulePath, ...]
+
+
+def neuron_scores(h: jax.Array, batch_dims: int = 0) -> jax.Array:
+    """ReDo scores s_i = E|h_i| / ((1/H) Σ_k E|h_k|) (Sokar et al. 2023 Def. 3.1; spec §4.3).
+
+    Args:
+        h: post-activations (*ensemble, *samples, H). The expectation runs over every axis
+            between the ensemble axes and the unit axis (batch, and spatial axes for convs).
+        batch_dims: number of leading ensemble axes (e.g. 1 for a `num_qs` critic ensemble)
+            whose networks are scored independently.
+
+    Returns:
+        Scores (*ensemble, H). `SCORE_EPS` is added to the denominator (dopamine's ReDo
+        does the same), so a silent layer scores 0 everywhere instead of nan.
+    """
+    sample_axes = tuple(range(batch_dims, h.ndim - 1))
+    mean_abs = jnp.mean(jnp.abs(h.astype(jnp.float32)), axis=sample_axes)
+    return mean_abs / (jnp.mean(mean_abs, axis=-1, keepdims=True) + SCORE_EPS)
+
+
+def dormant_mask(h: jax.Array, tau: float, batch_dims: int = 0) -> jax.Array:
+    """Bool (*ensemble, H): unit is τ-dormant, s_i ≤ τ (spec §4.3; τ = 0 means dead)."""
+    return neuron_scores(h, batch_dims) <= tau
+
+
+def sown_features(intermediates: Mapping[str, Any], module: str = "encoder") -> dict[str, Any]:
+    """`{name: value}` of what `module` sowed, from `apply(..., mutable=["intermediates"])`.
+
+    `sow` stores a tuple per name; the last value is returned.
+    """
+    return {name: values[-1] for name, values in intermediates[module].items()}
+
+
+def _head_kernels(params: Mapping[str, Any]) -> tuple[ModulePath, ...]:
+    head = params.get("head", {})
+    return tuple(("head", name) for name, sub in head.items() if "kernel" in sub)
+
+
+def mlp_links(params: Mapping[str, Any]) -> tuple[Link, ...]:
+    """Links of scalerl's MLP actor or critic (`networks/encoders.py:MLPEncoder`).
+
+    Unit i of `encoder/dense_l` (activation `features_l`) feeds row i of `encoder/dense_{l+1}`,
+    or of every head kernel after the last layer (`head/mean`, `head/std` of the actor;
+    `head/value` of the critic). The head's own units are never recycled. Works unchanged for
+    ensemble parameters with a leading `num_qs` axis.
+    """
+    encoder = params.get("encoder", {})
+    depth = sum(1 for name in encoder if name.startswith("dense_"))
+    if depth == 0 or "kernel" not in encoder.get("dense_0", {}):
+        raise ValueError("mlp_links needs MLPEncoder params (encoder/dense_i); use --agent mlp")
+    links = []
+    for i in range(depth):
+        last = i == depth - 1
+        outgoing = _head_kernels(params) if last else (("encoder", f"dense_{i + 1}"),)
+        links.append(Link(f"features_{i}", (("encoder", f"dense_{i}"),), outgoing))
+    return tuple(links)
+
+
+def _reinit_incoming(
+    flat: dict, fresh: dict, touched: dict, path: ModulePath, dead: jax.Array
+) -> None:
+    """Kernel columns of dormant units from `fresh`, their bias entries zeroed (in place)."""
+    cols = dead[..., None, :]
+    kernel = path + ("kernel",)
+    flat[kernel] = jnp.where(cols, fresh[kernel], flat[kernel])
+    touched[kernel] = touched[kernel] | cols
+    bias = path + ("bias",)
+    if bias in flat:
+        flat[bias] = jnp.where(dead, jnp.zeros_like(flat[bias]), flat[bias])
+        touched[bias] = touched[bias] | dead
+
+
+def _zero_outgoing(flat: dict, touched: dict, path: ModulePath, dead: jax.Array) -> None:
+    """Kernel rows of dormant units set to zero (in place)."""
+    rows = dead[..., :, None]
+    kernel = path + ("kernel",)
+    flat[kernel] = jnp.where(rows, jnp.zeros_like(flat[kernel]), flat[kernel])
+    touched[kernel] = touched[kernel] | rows
+
+
+def recycle(
+    params: PyTree,
+    opt_state: PyTree,
+    fresh_params: PyTree,
+    activations: Mapping[str, jax.Array],
+    links: Sequence[Link],
+    tau: float,
+    batch_dims: int = 0,
+) -> tuple[PyTree, PyTree, jax.Array]:
+    """Recycle the τ-dormant units of every linked layer (Sokar et al. 2023 Alg. 1; spec §4.3).
+
+    All incoming re-initialisations are applied before all outgoing zeroings, so the outgoing
+    weights of a recycled unit are exactly zero even when the next layer is recycled too.
+    Adam moments (`mu`, `nu`) of every touched entry are zeroed; the count is untouched.
+
+    Args:
+        params: nested-dict parameters (leading `batch_dims` ensemble axes on every leaf).
+        opt_state: optax state over `params` (Adam/AdamW found anywhere inside).
+        fresh_params: a fresh initialisation, same structure; source of new incoming weights.
+        activations: post-activations by link name, shaped (*ensemble, *samples, H); compute
+            them on a replay batch (dopamine uses 256 states) with `sown_features`.
+        links: the layer descriptions, e.g. `mlp_links(params)`.
+        tau: dormancy threshold τ (0.025 at default replay ratio, 0.1 otherwise, [2nd]).
+        batch_dims: number of leading ensemble axes on params and activations.
+
+    Returns:
+        (params, opt_state, number of recycled units summed over layers and members).
+    """
+    flat = dict(traverse_util.flatten_dict(params))
+    fresh = traverse_util.flatten_dict(fresh_params)
+    touched = {k: jnp.zeros(v.shape, bool) for k, v in flat.items()}
+    dead = {k.activation: dormant_mask(activations[k.activation], tau, batch_dims) for k in links}
+    for link in links:
+        for path in link.incoming:
+            _reinit_incoming(flat, fresh, touched, path, dead[link.activation])
+    for link in links:
+        for path in link.outgoing:
+            _zero_outgoing(flat, touched, path, dead[link.activation])
+    new_opt_state = zero_adam_moments(opt_state, traverse_util.unflatten_dict(touched))
+    count = sum(jnp.sum(d, dtype=jnp.int32) for d in dead.values())
+    return traverse_util.unflatten_dict(flat), new_opt_state, jnp.asarray(count, jnp.int32)

@@ -1,0 +1,88 @@
+"""Tests for scalerl.analysis.health_plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scalerl.analysis.health_plot import health_curves, panel_metrics, plot_health
+from scalerl.errors import ScalerlError
+from scalerl.train.logging import CsvSink
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+STEPS = (0, 1000, 2000, 3000)
+
+
+def _write_run(run_dir: Path, seeds: tuple[int, ...], health: bool = True) -> Path:
+    """A run directory whose metrics.csv holds every seed's rows (value = step/1000 + seed)."""
+    for seed in seeds:
+        sink = CsvSink(run_dir / "metrics.csv", run_dir.name, "cheetah_run", seed)
+        for step in STEPS:
+            x = step / 1000 + seed
+            metrics = {"eval/return": 100 * x, "train/critic_loss": 1.0 / (1 + x)}
+            if health:
+                metrics |= {m: x for m in panel_metrics("critic")[1:]}
+            sink.write(metrics, env_step=step)
+        sink.close()
+    return run_dir
+
+
+def _assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC
+    assert len(data) > 10_000
+
+
+def test_panel_metrics_names() -> None:
+    assert panel_metrics("actor") == [
+        "eval/return",
+        "health/actor/feature_norm",
+        "health/actor/param_norm",
+        "health/actor/grad_norm",
+        "health/actor/elr_grad_ratio",
+    ]
+
+
+def test_health_curves_average_seeds(tmp_path: Path) -> None:
+    run = _write_run(tmp_path / "simbav2", seeds=(0, 2))
+    curves = health_curves(run)
+    assert set(curves) == set(panel_metrics("critic"))
+    steps, mean, std = curves["health/critic/param_norm"]
+    np.testing.assert_array_equal(steps, STEPS)
+    np.testing.assert_allclose(mean, [1.0, 2.0, 3.0, 4.0])  # mean of seed 0 and seed 2 rows
+    np.testing.assert_allclose(std, 1.0)
+    np.testing.assert_allclose(curves["eval/return"][1], [100.0, 200.0, 300.0, 400.0])
+
+
+def test_plot_health_two_runs_writes_png_and_svg(tmp_path: Path) -> None:
+    runs = [_write_run(tmp_path / "runs" / "a", (0, 1)), _write_run(tmp_path / "runs" / "b", (0,))]
+    out = plot_health(runs, tmp_path / "plots" / "health.png", labels=["SimbaV2", "SimBa"])
+    assert out == tmp_path / "plots" / "health.png"
+    _assert_png(out)
+    assert out.with_suffix(".svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_run_without_health_metrics_still_plots(tmp_path: Path) -> None:
+    bare = _write_run(tmp_path / "bare", (0,), health=False)
+    assert set(health_curves(bare)) == {"eval/return"}
+    _assert_png(plot_health([bare], tmp_path / "bare.png"))
+    full = _write_run(tmp_path / "full", (0,))
+    _assert_png(plot_health([bare, full / "metrics.csv"], tmp_path / "mixed.png", net="critic"))
+
+
+def test_actor_panel_of_critic_only_run_is_empty_not_failing(tmp_path: Path) -> None:
+    run = _write_run(tmp_path / "run", (0,))
+    assert set(health_curves(run, net="actor")) == {"eval/return"}
+    _assert_png(plot_health([run], tmp_path / "actor.png", net="actor"))
+
+
+def test_bad_inputs_raise(tmp_path: Path) -> None:
+    run = _write_run(tmp_path / "run", (0,))
+    with pytest.raises(ScalerlError, match="labels"):
+        plot_health([run], tmp_path / "x.png", labels=["a", "b"])
+    with pytest.raises(ScalerlError, match="at least one"):
+        plot_health([], tmp_path / "x.png")
+    with pytest.raises(ScalerlError, match="no metrics file"):
+        plot_health([tmp_path / "missing"], tmp_path / "x.png")
