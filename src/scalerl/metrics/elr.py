@@ -60,7 +60,7 @@ def elr_theory(
 
     Only meaningful for weights followed by a normalisation (spec §1.5); select them with
     `mask`. For SimbaV2's projected kernels each fan-in vector has unit norm, so ‖W_ℓ‖ is
-    √(fan-out) and the value is constant over training.
+    √(fan-out) and the value only follows the learning-rate schedule.
 
     Args:
         params: Parameter pytree.
