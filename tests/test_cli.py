@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from scalerl.cli import main
-from scalerl.config import AgentConfig, TrainConfig
+from scalerl.config import AgentConfig, PlasticityConfig, TrainConfig
 from scalerl.errors import TrainingError
 from scalerl.train import loop
 from scalerl.train.checkpoint import load_checkpoint
@@ -43,6 +43,8 @@ TINY = [
     "8",
     "--log-every",
     "20",
+    "--health-every",
+    "60",
     "--no-progress",
 ]
 
@@ -84,6 +86,8 @@ def test_train_writes_the_run_layout(tiny_run):
         "perf/updates_per_s",
         "perf/env_steps_per_s",
         "eval/return",
+        "health/critic/feature_norm",
+        "health/actor/elr_grad_ratio",
     ):
         assert key in metrics, key
 
@@ -100,11 +104,20 @@ def test_existing_run_directory_is_not_overwritten(tiny_run, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_plot_draws_the_health_panel(tiny_run, tmp_path, capsys):
+    out = tmp_path / "health.png"
+    assert main(["plot", str(tiny_run), str(tiny_run), "--out", str(out), "--net", "actor"]) == 0
+    assert out.stat().st_size > 10_000 and out.with_suffix(".svg").exists()
+    assert main(["plot", str(tmp_path / "missing")]) == 2
+    assert "no metrics file" in capsys.readouterr().err
+
+
 def test_help_documents_every_option():
     result = run_cli("train", "--help")
     assert result.returncode == 0
     fields = [f.name for f in dataclasses.fields(TrainConfig) if f.name != "agent"]
-    fields += [f.name for f in dataclasses.fields(AgentConfig)]
+    fields += [f.name for f in dataclasses.fields(AgentConfig) if f.name != "plasticity"]
+    fields += [f.name for f in dataclasses.fields(PlasticityConfig)]
     for name in fields:
         assert "--" + name.replace("_", "-") in result.stdout, name
     top = run_cli("--help")

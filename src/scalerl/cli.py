@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -14,6 +14,8 @@ from scalerl.errors import ScalerlError
 COMMANDS = {
     "train": "train an agent online (scalerl train --help)",
     "evaluate": "re-evaluate a saved run's policy (scalerl evaluate RUN_DIR)",
+    "plot": "network-health panel of one or more runs (scalerl plot RUN_DIR [RUN_DIR ...])",
+    "plasticity": "digits continual-learning benchmark (scalerl plasticity --help)",
 }
 
 
@@ -76,6 +78,36 @@ def run_evaluate(args: list[str]) -> None:
     tyro.cli(evaluate, args=args, prog="scalerl evaluate")
 
 
+def plot(
+    runs: Annotated[tuple[Path, ...], tyro.conf.Positional],
+    out: Path = Path("health.png"),
+    net: Literal["critic", "actor"] = "critic",
+    labels: tuple[str, ...] | None = None,
+) -> None:
+    """Draw the network-health panel (return, feature/parameter/gradient norm, ELR) of runs.
+
+    Args:
+        runs: Run directories (runs/<name>), one line each.
+        out: Output PNG path (an SVG is written beside it).
+        net: Network whose health/* metrics are drawn.
+        labels: Legend label per run (default: directory names).
+    """
+    from scalerl.analysis.health_plot import plot_health
+
+    print(f"wrote {plot_health(list(runs), out, net, labels)}")
+
+
+def run_plot(args: list[str]) -> None:
+    tyro.cli(plot, args=args, prog="scalerl plot")
+
+
+def run_plasticity(args: list[str]) -> None:
+    from scalerl.plasticity.digits import DigitsConfig
+    from scalerl.plasticity.digits import main as digits_main
+
+    digits_main(tyro.cli(DigitsConfig, args=args, prog="scalerl plasticity"))
+
+
 def _usage() -> str:
     lines = ["usage: scalerl COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
@@ -89,7 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     command, rest = argv[0], argv[1:]
-    handlers = {"train": run_train, "evaluate": run_evaluate}
+    handlers = {
+        "train": run_train,
+        "evaluate": run_evaluate,
+        "plot": run_plot,
+        "plasticity": run_plasticity,
+    }
     if command not in handlers:
         print(f"scalerl: unknown command {command!r}\n{_usage()}", file=sys.stderr)
         return 2

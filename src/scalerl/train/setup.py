@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from scalerl.agents.sac import SAC, make_sac
-from scalerl.config import AgentConfig, TrainConfig, lr_decay_steps, seed_list, validate_train
+from scalerl.config import (
+    AgentConfig,
+    PlasticityConfig,
+    TrainConfig,
+    lr_decay_steps,
+    seed_list,
+    validate_train,
+)
 from scalerl.envs import discount_heuristic, suite_preset
 from scalerl.errors import ConfigError, ScalerlError
 
@@ -101,7 +108,9 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Inverse of `config_to_dict`; unknown keys raise ConfigError."""
     try:
-        agent = AgentConfig(**data["agent"])
+        agent_fields = dict(data["agent"])
+        plasticity = PlasticityConfig(**agent_fields.pop("plasticity", {}))
+        agent = AgentConfig(**agent_fields, plasticity=plasticity)
         rest = {k: v for k, v in data.items() if k != "agent"}
         rest["run_root"] = Path(rest.get("run_root", "runs"))
         return TrainConfig(**rest, agent=agent)
