@@ -153,3 +153,10 @@ def test_non_finite_loss_stops_and_saves_state(tiny_run, tmp_path):
     np.testing.assert_array_equal(
         saved.actor.params["head"]["mean"]["bias"], state.actor.params["head"]["mean"]["bias"]
     )
+
+
+def test_plasticity_benchmark_prints_its_table(capsys):
+    args = ["--num-tasks", "2", "--seeds", "1", "--steps", "20", "--variants", "base", "nap"]
+    assert main(["plasticity", *args]) == 0
+    out = capsys.readouterr().out
+    assert "base" in out and "nap" in out and "|" in out

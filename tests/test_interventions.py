@@ -15,6 +15,7 @@ from scalerl.config import PlasticityConfig, TrainConfig, agent_preset, validate
 from scalerl.errors import ConfigError
 from scalerl.plasticity.nap import tensor_norm
 from scalerl.plasticity.redo import neuron_scores
+from scalerl.train.evaluate import load_run_agent
 from scalerl.train.hooks import crossed
 from scalerl.train.logging import read_metrics_csv
 from scalerl.train.loop import train
@@ -183,8 +184,8 @@ def test_l2_init_penalty_is_part_of_the_loss():
     assert dist(s_reg.critic.params) < dist(s_plain.critic.params)
 
 
-@pytest.mark.parametrize("agent", ["simbav2", "mlp"])
-def test_health_is_pure_and_finite(agent):
+def test_health_is_pure_and_finite():
+    agent = "simbav2"  # the mlp's health runs in test_loop_logs_health_resets_and_redo
     sac = make(agent)
     state = run_updates(sac, 2)
     metrics = jax.jit(sac.health)(state, batch(5))
@@ -227,7 +228,9 @@ def test_crossed_counts_multiples_in_the_interval():
     assert not crossed(0, 0, 100)
 
 
-def test_loop_logs_health_resets_and_redo(tmp_path):
+@pytest.fixture(scope="module")
+def loop_runs(tmp_path_factory):
+    """Two short Pendulum runs with resets and ReDo: health diagnostics on and off."""
     agent = dataclasses.replace(
         agent_preset("mlp"),
         critic_width=32,
@@ -241,17 +244,28 @@ def test_loop_logs_health_resets_and_redo(tmp_path):
         warmup_steps=100,
         eval_every=400,
         eval_episodes=1,
-        health_every=100,
         log_every=100,
-        run_root=tmp_path,
-        name="int",
+        run_root=tmp_path_factory.mktemp("runs"),
         progress=False,
         tensorboard=False,
         agent=agent,
     )
-    rows = read_metrics_csv(train(cfg) / "metrics.csv")
+    return {every: train(dataclasses.replace(cfg, health_every=every, name=f"h{every}"))
+            for every in (100, 0)}  # fmt: skip
+
+
+def test_loop_logs_health_resets_and_redo(loop_runs):
+    rows = read_metrics_csv(loop_runs[100] / "metrics.csv")
     steps = lambda m: [int(r["env_step"]) for r in rows if r["metric"] == m]  # noqa: E731
     assert steps("health/critic/feature_norm") == [100, 200, 300, 400]
     # Updates start at step 100 (warm-up), so update u happens at step 99 + u.
     assert steps("train/resets") == [199, 299, 399]
     assert steps("train/redo_recycled_critic") == [249, 399]
+    off = read_metrics_csv(loop_runs[0] / "metrics.csv")
+    assert not [r for r in off if r["metric"].startswith("health/")]
+
+
+def test_health_diagnostics_do_not_change_training(loop_runs):
+    params = [jax.tree.leaves(load_run_agent(run)[1].critic.params) for run in loop_runs.values()]
+    for a, b in zip(*params, strict=True):
+        np.testing.assert_array_equal(a, b)

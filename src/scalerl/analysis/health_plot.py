@@ -21,9 +21,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import EngFormatter  # noqa: E402
 
-from scalerl.analysis.plots import X_LABEL, Curve, seed_statistics  # noqa: E402
+from scalerl.analysis.plots import (  # noqa: E402
+    Curve,
+    label_axes,
+    mark_empty,
+    seed_statistics,
+)
 from scalerl.errors import ScalerlError  # noqa: E402
 from scalerl.train.logging import METRICS_CSV_NAME, read_metrics_csv  # noqa: E402
 
@@ -87,18 +91,12 @@ def health_curves(run: Path, net: str = "critic") -> dict[str, SeedStats]:
 def _format_axes(ax: Axes, title: str, metric: str) -> None:
     """Titles an axes and labels x with environment frames in engineering notation."""
     ax.set_title(title, fontsize="medium")
-    ax.set_xlabel(X_LABEL)
-    ax.set_ylabel(metric, fontsize="small")
-    ax.xaxis.set_major_formatter(EngFormatter())
-    ax.grid(True, alpha=0.3)
+    label_axes(ax, metric, fontsize="small")
 
 
 def _mark_missing(ax: Axes, metric: str) -> None:
     """Writes a note in the middle of a panel whose metric no run logged."""
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.text(0.5, 0.5, f"not logged\n({metric})", ha="center", va="center",
-            transform=ax.transAxes, color="0.4", fontsize="small")  # fmt: skip
+    mark_empty(ax, metric, note="not logged", fontsize="small")
 
 
 def _draw_panel(ax: Axes, metric: str, runs: list[dict[str, SeedStats]], colors: list[str]) -> None:

@@ -87,20 +87,20 @@ def seed_statistics(curves: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray, np
     return grid, stacked.mean(axis=0), stacked.std(axis=0)
 
 
-def _new_axes(ax: Axes, metric: str) -> None:
+def label_axes(ax: Axes, metric: str, fontsize: str | None = None) -> None:
     """Labels an axes: environment frames on x (engineering notation), the metric on y."""
     ax.set_xlabel(X_LABEL)
-    ax.set_ylabel(metric)
+    ax.set_ylabel(metric, fontsize=fontsize)
     ax.xaxis.set_major_formatter(EngFormatter())
     ax.grid(True, alpha=0.3)
 
 
-def _mark_empty(ax: Axes, detail: str) -> None:
-    """Writes the "no evaluation yet" note in the middle of an empty axes."""
+def mark_empty(ax: Axes, detail: str, note: str = EMPTY_NOTE, fontsize: str | None = None) -> None:
+    """Writes `note` and `detail` in the middle of an empty axes (no ticks)."""
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.text(0.5, 0.5, f"{EMPTY_NOTE}\n({detail})", ha="center", va="center",
-            transform=ax.transAxes, color="0.4")  # fmt: skip
+    ax.text(0.5, 0.5, f"{note}\n({detail})", ha="center", va="center",
+            transform=ax.transAxes, color="0.4", fontsize=fontsize)  # fmt: skip
 
 
 def _save(fig: Figure, out_png: Path) -> Path:
@@ -160,11 +160,11 @@ def plot_learning_curve(
     all_rows = read_metrics_csv(metrics_csv)
     rows = _select(all_rows, [metric])
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    _new_axes(ax, metric)
+    label_axes(ax, metric)
     if rows:
         _draw_run_curves(ax, _curves(rows, "exp_name"))
     else:
-        _mark_empty(ax, f"no '{metric}' rows in {Path(metrics_csv).name}")
+        mark_empty(ax, f"no '{metric}' rows in {Path(metrics_csv).name}")
     ax.set_title(title if title is not None else _default_title(rows, all_rows))
     return _save(fig, out_png)
 
@@ -255,7 +255,7 @@ def plot_compare(
     fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.2 * rows_n), squeeze=False)
     colors = _label_colors((r for rs in per_env.values() for r in rs), label_by)
     for ax, (env, rows) in zip(axes.flat, per_env.items(), strict=False):
-        _new_axes(ax, " / ".join(metrics))
+        label_axes(ax, " / ".join(metrics))
         _draw_mean_std(ax, rows, label_by, colors)
         ax.set_title(env, fontsize="medium")
     _finish_compare(fig, axes, colors, metrics, title)
@@ -270,8 +270,8 @@ def _finish_compare(
     for ax in axes.flat[max(n_used, 1) :]:
         ax.set_visible(False)
     if n_used == 0:
-        _new_axes(axes.flat[0], " / ".join(metrics))
-        _mark_empty(axes.flat[0], f"no rows for metric {' / '.join(metrics)}")
+        label_axes(axes.flat[0], " / ".join(metrics))
+        mark_empty(axes.flat[0], f"no rows for metric {' / '.join(metrics)}")
     handles = [Line2D([], [], color=c, lw=2.0, label=label) for label, c in colors.items()]
     if handles:
         fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
