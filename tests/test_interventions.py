@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from scalerl.agents.sac import make_sac
+from scalerl.agents.sac import make_sac, make_schedule
 from scalerl.buffers.replay import Batch
 from scalerl.config import PlasticityConfig, TrainConfig, agent_preset, validate_agent
 from scalerl.errors import ConfigError
@@ -269,3 +269,23 @@ def test_health_diagnostics_do_not_change_training(loop_runs):
     params = [jax.tree.leaves(load_run_agent(run)[1].critic.params) for run in loop_runs.values()]
     for a, b in zip(*params, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_warmup_cosine_schedule_restarts_every_decay_length():
+    cfg = dataclasses.replace(
+        agent_preset("mlp"), lr_schedule="warmup_cosine", lr_init=1e-3, lr_end=1e-5, lr_warmup=10
+    )
+    schedule = make_schedule(cfg, 110)
+    np.testing.assert_allclose(schedule(0), 1e-8, rtol=1e-4)
+    np.testing.assert_allclose(schedule(5), 1e-8 + (1e-3 - 1e-8) * 0.5, rtol=1e-5)
+    np.testing.assert_allclose(schedule(10), 1e-3, rtol=1e-5)
+    np.testing.assert_allclose(schedule(60), 1e-5 + 0.5 * (1e-3 - 1e-5), rtol=1e-5)
+    np.testing.assert_allclose(schedule(110), 1e-8, rtol=1e-4)  # next period starts again
+
+
+def test_hare_tortoise_can_act_with_the_tortoise():
+    sac = make("mlp", hare_tortoise=True, ht_momentum=0.9, ht_reset_every=100, ht_act="tortoise")
+    state, obs, key = run_updates(sac, 2), jnp.ones((OBS,)), jax.random.PRNGKey(4)
+    tortoise = state.replace(actor=state.actor.replace(params=state.extras["tortoise"]["actor"]))
+    plain = make("mlp")
+    np.testing.assert_array_equal(sac.act(state, obs, key), plain.act(tortoise, obs, key))

@@ -44,7 +44,9 @@ class PlasticityConfig:
     ht_reset_every: int = 20_000
     """Reset the hare (and the target critic) to the tortoise every this many updates (eq. 7)."""
     ht_eval: Literal["tortoise", "hare"] = "tortoise"
-    """Which actor evaluation uses (the hare always collects data)."""
+    """Which actor evaluation uses."""
+    ht_act: Literal["hare", "tortoise"] = "hare"
+    """Which actor collects data (spec §2.3 suggests the hare, the network being trained)."""
     reset: Literal["none", "full", "last_layers", "shrink_perturb"] = "none"
     """Periodic reset (spec §4.1-4.2): SR-SAC full reset, last layers (heads), or S&P."""
     reset_every: int = 0
@@ -104,6 +106,12 @@ class AgentConfig:
     """Final learning rate of the linear decay (set equal to lr_init for a constant rate)."""
     lr_decay_fraction: float = 1.0
     """Decay length as a fraction of the run's nominal number of updates (spec 2.6)."""
+    lr_schedule: Literal["linear", "warmup_cosine"] = "linear"
+    """linear: lr_init -> lr_end (spec 2.6); warmup_cosine: linear warm-up from 1e-8 to lr_init
+    over lr_warmup updates, then cosine to lr_end, restarted every decay length (NaP, plasticity
+    spec §1.6 eq. 5)."""
+    lr_warmup: int = 1_000
+    """Warm-up updates of the warmup_cosine schedule."""
     weight_decay: float = 0.0
     """Decoupled weight decay of actor and critic (AdamW only)."""
     temp_init: float = 0.01
@@ -227,6 +235,8 @@ def validate_agent(cfg: AgentConfig) -> None:
         raise ConfigError(f"gamma must be in [0, 1), got {cfg.gamma}")
     if cfg.lr_end < 0 or cfg.weight_decay < 0 or cfg.bc_alpha < 0:
         raise ConfigError("lr_end, weight_decay and bc_alpha must be >= 0")
+    if cfg.lr_warmup < 0:
+        raise ConfigError(f"lr_warmup must be >= 0, got {cfg.lr_warmup}")
     if cfg.weight_decay > 0 and cfg.optimizer == "adam":
         raise ConfigError("weight_decay > 0 needs --optimizer adamw (or kron)")
     validate_plasticity(cfg.plasticity, cfg.agent)

@@ -131,11 +131,13 @@ def _all_true(params: Any) -> Any:
 def reset_net(pc: PlasticityConfig, net: Any, fresh: Any) -> tuple[Any, Any]:
     """One network's (params, opt_state) after a periodic reset toward `fresh` (spec §4.1-4.2).
 
-    `full` takes the fresh parameters and optimizer state (SR-SAC); `last_layers` re-draws the
-    output head; `shrink_perturb` sets theta <- lambda theta + sigma phi (eq. 8) everywhere.
+    `full` takes the fresh parameters and optimizer state (SR-SAC; the old optimizer state is
+    kept with reset_opt_state=False); `last_layers` re-draws the output head; `shrink_perturb`
+    sets theta <- lambda theta + sigma phi (eq. 8) everywhere. Otherwise reset_opt_state zeroes
+    the Adam moments of the touched leaves.
     """
     if pc.reset == "full":
-        return fresh.params, fresh.opt_state
+        return fresh.params, fresh.opt_state if pc.reset_opt_state else net.opt_state
     if pc.reset == "last_layers":
         mask = head_mask(net.params)
         params = resets.hard_reset(net.params, fresh.params, mask)

@@ -30,13 +30,17 @@ from scalerl.normalizers import (
     stats_init,
     stats_update,
 )
-from scalerl.plasticity import redo
+from scalerl.plasticity import nap, redo
 
 Metrics = dict[str, jax.Array]
 
 
 def make_schedule(cfg: AgentConfig, decay_steps: int) -> optax.Schedule:
-    """Linear decay lr_init -> lr_end over `decay_steps` updates, then constant (spec 2.6)."""
+    """Linear decay lr_init -> lr_end over `decay_steps` updates, then constant (spec 2.6), or
+    NaP's warm-up + cosine schedule restarted every `decay_steps` (plasticity spec §1.6)."""
+    if cfg.lr_schedule == "warmup_cosine":
+        warmup = min(cfg.lr_warmup, max(decay_steps - 1, 0))
+        return nap.warmup_cosine_schedule(1e-8, cfg.lr_init, cfg.lr_end, warmup, decay_steps)
     if cfg.lr_end == cfg.lr_init:
         return optax.constant_schedule(cfg.lr_init)
     return optax.linear_schedule(cfg.lr_init, cfg.lr_end, decay_steps)
@@ -135,10 +139,10 @@ class SAC:
     ) -> jax.Array:
         """Action for `obs` ((d_o,) or (B, d_o)): tanh(mean) if deterministic, else a sample.
 
-        Deterministic actions (evaluation) use the Hare & Tortoise tortoise when it is on and
-        `ht_eval` is "tortoise"; samples (data collection) always use the online actor.
+        With Hare & Tortoise on, deterministic actions (evaluation) use the network `ht_eval`
+        names and samples (data collection) the one `ht_act` names.
         """
-        params = self.eval_actor_params(state) if deterministic else state.actor.params
+        params = self.eval_actor_params(state) if deterministic else self._acting_params(state)
         mean, log_std = self.actor.apply({"params": params}, self.normalize_obs(state, obs))
         if deterministic:
             return jnp.tanh(mean)
@@ -148,6 +152,12 @@ class SAC:
         """Actor parameters used for evaluation (spec plasticity §2.1: report the tortoise)."""
         pc = self.cfg.plasticity
         if pc.hare_tortoise and pc.ht_eval == "tortoise":
+            return state.extras["tortoise"]["actor"]
+        return state.actor.params
+
+    def _acting_params(self, state: SACState) -> Any:
+        pc = self.cfg.plasticity
+        if pc.hare_tortoise and pc.ht_act == "tortoise":
             return state.extras["tortoise"]["actor"]
         return state.actor.params
 
