@@ -2,7 +2,7 @@
 
 The shapes are the ones the SimbaV2 critic multiplies at batch 256: the two matmuls of a
 512-wide residual block (expansion 4x), one of a 128-wide block, and a weight gradient x.T @ dy
-(contraction over the batch, as in the backward pass). A large square matmul shows the peak rate
+(contraction over the batch, as in the backward pass); and the 256-wide plain-MLP hidden layer. A large square matmul shows the peak rate
 the CPU reaches when the matrices are big enough to keep every core busy.
 
 Prints one JSON line per shape and a final summary line with the maximum rate:
@@ -29,6 +29,8 @@ SHAPES: tuple[tuple[str, int, int, int, bool], ...] = (
     ("critic-contract", 256, 2048, 512, False),
     ("critic-small", 256, 128, 512, False),
     ("critic-wgrad", 512, 256, 2048, True),
+    ("mlp-hidden", 256, 256, 256, False),
+    ("mlp-wgrad", 256, 256, 256, True),
     ("square-2048", 2048, 2048, 2048, False),
 )
 

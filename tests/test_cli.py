@@ -145,7 +145,7 @@ def test_user_errors_give_one_line_and_exit_2(args, message):
 
 def test_non_finite_loss_stops_and_saves_state(tiny_run, tmp_path):
     sac, state, _ = load_run_agent(tiny_run)
-    seed_run = loop.SeedRun(read_config(tiny_run), tmp_path, None, None, None)
+    seed_run = loop.SeedRun(read_config(tiny_run), tmp_path, None, None, None, None)
     states = jax.tree_util.tree_map(lambda x: x[None], state)
     with pytest.raises(TrainingError, match="train/critic_loss became nan at env step 20"):
         loop._check_losses(seed_run, states, 0, {"train/critic_loss": np.float32("nan")}, 10)

@@ -16,6 +16,8 @@ COMMANDS = {
     "evaluate": "re-evaluate a saved run's policy (scalerl evaluate RUN_DIR)",
     "plot": "network-health panel of one or more runs (scalerl plot RUN_DIR [RUN_DIR ...])",
     "plasticity": "digits continual-learning benchmark (scalerl plasticity --help)",
+    "sweep": "run a grid of training runs, locally or on Ray (scalerl sweep --help)",
+    "report": "aggregate runs into curves, IQM tables and scaling plots (scalerl report --help)",
 }
 
 
@@ -40,14 +42,22 @@ def parse_train(args: list[str]) -> TrainConfig:
         args=args,
         default=default,
         prog="scalerl train",
-        description="Train an agent online. Defaults follow --agent's preset.",
+        description="Train an agent online. Defaults follow --agent's preset. Continue an "
+        "interrupted run exactly with: scalerl train --resume RUN_DIR [RUN_DIR ...] (the seed "
+        "directories of one --seeds job together).",
     )
 
 
 def run_train(args: list[str]) -> None:
-    from scalerl.train.loop import train_seeds
+    from scalerl.train.loop import resume, train_seeds
 
-    for run_dir in train_seeds(parse_train(args)):
+    if args[:1] == ["--resume"]:
+        if len(args) < 2 or any(a.startswith("-") for a in args[1:]):
+            raise ScalerlError("usage: scalerl train --resume RUN_DIR [RUN_DIR ...] (no options)")
+        run_dirs = resume([Path(a) for a in args[1:]])
+    else:
+        run_dirs = train_seeds(parse_train(args))
+    for run_dir in run_dirs:
         print(f"run written to {run_dir}")
 
 
@@ -108,6 +118,41 @@ def run_plasticity(args: list[str]) -> None:
     digits_main(tyro.cli(DigitsConfig, args=args, prog="scalerl plasticity"))
 
 
+def run_sweep(args: list[str]) -> None:
+    from scalerl.sweep import main_sweep
+
+    main_sweep(args)
+
+
+def report(
+    runs: Annotated[tuple[Path, ...], tyro.conf.Positional],
+    reference: tuple[Path, ...] = (),
+    out: Path = Path("report"),
+    env_step: int | None = None,
+    reps: int = 2000,
+    seed: int = 0,
+) -> None:
+    """Aggregate runs (or sweep directories) into report.md, scores.csv and figures.
+
+    Args:
+        runs: Run directories, sweep directories (searched recursively) or metrics.csv files.
+        reference: Reference CSVs in the paper's schema (e.g. shared/reference/...csv).
+        out: Output directory.
+        env_step: Environment frames at which scores are compared (default: the last step
+            every run reached).
+        reps: Bootstrap resamples of the confidence intervals.
+        seed: Seed of the bootstrap.
+    """
+    from scalerl.analysis.report import write_report
+
+    path = write_report(list(runs), out, list(reference) or None, env_step, reps=reps, seed=seed)
+    print(f"report written to {path}")
+
+
+def run_report(args: list[str]) -> None:
+    tyro.cli(report, args=args, prog="scalerl report")
+
+
 def _usage() -> str:
     lines = ["usage: scalerl COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
@@ -126,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": run_evaluate,
         "plot": run_plot,
         "plasticity": run_plasticity,
+        "sweep": run_sweep,
+        "report": run_report,
     }
     if command not in handlers:
         print(f"scalerl: unknown command {command!r}\n{_usage()}", file=sys.stderr)

@@ -122,6 +122,16 @@ def _next_row_index(path: Path) -> int:
         ) from None
 
 
+def truncate_metrics(path: Path, env_step: int) -> None:
+    """Drop the rows of a metrics CSV logged after `env_step` (atomic rewrite; for resume)."""
+    _drop_partial_last_line(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[5]) <= env_step]
+    tmp = path.with_suffix(".csv.tmp")
+    tmp.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 class CsvSink:
     """Appends metrics to ``metrics.csv`` in the long format of the reference results.
 
@@ -254,18 +264,22 @@ def load_metrics(paths: Path | Sequence[Path]) -> Any:
 class TensorBoardSink:
     """Writes scalars to a tensorboardX event file in ``<run_dir>/tb/``."""
 
-    def __init__(self, log_dir: Path, flush_secs: int = 30) -> None:
+    def __init__(self, log_dir: Path, flush_secs: int = 30, purge_step: int | None = None) -> None:
         """Creates the event-file writer.
 
         Args:
             log_dir: Directory of the event files (created if needed).
             flush_secs: How often tensorboardX flushes pending events to disk.
+            purge_step: On resume, events at this step or later are hidden (tensorboardX's
+                purge), so a resumed run does not show the lost steps twice.
         """
         from tensorboardX import SummaryWriter
 
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._writer = SummaryWriter(logdir=str(self.log_dir), flush_secs=flush_secs)
+        self._writer = SummaryWriter(
+            logdir=str(self.log_dir), flush_secs=flush_secs, purge_step=purge_step
+        )
         self._closed = False
 
     def write(self, metrics: Mapping[str, float], env_step: int) -> None:
@@ -353,6 +367,7 @@ class Logger:
         tensorboard: bool = True,
         wandb_project: str | None = None,
         wandb_config: dict | None = None,
+        resume_step: int | None = None,
     ) -> None:
         """Opens the sinks.
 
@@ -364,6 +379,8 @@ class Logger:
             tensorboard: Whether to write TensorBoard event files.
             wandb_project: W&B project; ``None`` disables W&B.
             wandb_config: Configuration attached to the W&B run.
+            resume_step: Continue a run from this env step: CSV rows logged after it are
+                dropped and TensorBoard events after it are purged.
 
         Raises:
             ScalerlError: If W&B is asked for but not installed, or an existing metrics.csv in
@@ -372,9 +389,14 @@ class Logger:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         csv_path = self.run_dir / METRICS_CSV_NAME
+        if resume_step is not None and csv_path.exists():
+            truncate_metrics(csv_path, resume_step)
         self.sinks: list[Sink] = [CsvSink(csv_path, exp_name, env_name, seed)]
         if tensorboard:
-            self.sinks.append(TensorBoardSink(self.run_dir / TENSORBOARD_DIR_NAME))
+            purge = None if resume_step is None else resume_step + 1
+            self.sinks.append(
+                TensorBoardSink(self.run_dir / TENSORBOARD_DIR_NAME, purge_step=purge)
+            )
         if wandb_project is not None:
             name = f"{exp_name}-{env_name}-s{seed}"
             self.sinks.append(WandbSink(wandb_project, name, self.run_dir, wandb_config))
@@ -436,6 +458,15 @@ class MeanAccumulator:
     def means(self) -> dict[str, float]:
         """Returns the mean of every key added since the last reset."""
         return {key: self._sums[key] / self._counts[key] for key in self._sums}
+
+    def state(self) -> dict[str, dict]:
+        """The accumulated sums and counts (JSON-able; for resume checkpoints)."""
+        return {"sums": dict(self._sums), "counts": dict(self._counts)}
+
+    def load_state(self, state: dict[str, dict]) -> None:
+        """Replace the accumulated values by a saved :meth:`state`."""
+        self._sums = {k: float(v) for k, v in state["sums"].items()}
+        self._counts = {k: int(v) for k, v in state["counts"].items()}
 
     def reset(self) -> None:
         """Forgets everything added so far."""

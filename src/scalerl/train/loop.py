@@ -27,17 +27,25 @@ from scalerl.analysis.plots import plot_learning_curve
 from scalerl.buffers.replay import Transition, replay_init
 from scalerl.config import TrainConfig, seed_list
 from scalerl.envs import env_info, make_env
-from scalerl.errors import TrainingError
+from scalerl.errors import CheckpointError, TrainingError
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.evaluate import evaluate_batch, make_policy
 from scalerl.train.hooks import Hooks
 from scalerl.train.logging import Logger, MeanAccumulator
+from scalerl.train.resume import (
+    ActionLog,
+    LoopCounters,
+    counters_from_meta,
+    load_resume,
+    save_resume,
+)
 from scalerl.train.setup import (
     CHECKPOINT_NAME,
     agent_steps,
     build_agent,
     config_to_dict,
     create_run_dir,
+    read_config,
     resolve,
     seed_configs,
     write_config,
@@ -71,11 +79,30 @@ class SeedRun:
     run_dir: Path
     env: gym.Env
     eval_env: gym.Env
-    logger: Logger
+    logger: Logger | None
+    actions: ActionLog
     acc: MeanAccumulator = field(default_factory=MeanAccumulator)
     episode_return: float = 0.0
     episode_length: int = 0
     last_eval: float = math.nan
+
+    def step(self, obs: np.ndarray, action: np.ndarray) -> tuple[tuple, np.ndarray]:
+        """Step the training env; (transition row, observation to act on next)."""
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        row = (obs, action, reward, terminated, truncated, next_obs)
+        self.episode_return += float(reward)
+        self.episode_length += 1
+        if terminated or truncated:
+            self.end_episode()
+            next_obs, _ = self.env.reset()
+        return row, next_obs
+
+    def replay(self, actions: np.ndarray) -> np.ndarray:
+        """Bring a freshly made env to the state after `actions`; the obs to act on next."""
+        obs, _ = self.env.reset()
+        for action in actions:
+            _, obs = self.step(obs, action)
+        return obs
 
     def end_episode(self) -> None:
         self.acc.add(
@@ -86,17 +113,26 @@ class SeedRun:
         )
         self.episode_return, self.episode_length = 0.0, 0
 
-    def checkpoint(self, state: SACState, agent_step: int, name: str = CHECKPOINT_NAME) -> None:
-        meta = {
+    def meta(self, agent_step: int) -> dict[str, Any]:
+        return {
             "agent_step": agent_step,
             "env_step": agent_step * self.cfg.action_repeat,
             "config": config_to_dict(self.cfg),
             "scalerl_version": scalerl.__version__,
         }
-        save_checkpoint(self.run_dir / name, state, meta)
+
+    def checkpoint(self, state: SACState, agent_step: int, name: str = CHECKPOINT_NAME) -> None:
+        save_checkpoint(self.run_dir / name, state, self.meta(agent_step))
+
+    def save_resume(self, tree: dict[str, Any], counters: LoopCounters) -> None:
+        """Full-state checkpoint of this seed (see `train.resume`)."""
+        tree = tree | {"actions": self.actions.upto(counters.t)}
+        extra = {"episode": [self.episode_return, self.episode_length], "acc": self.acc.state()}
+        save_resume(self.run_dir, tree, counters, self.meta(counters.t) | extra)
 
     def close(self) -> None:
-        self.logger.close()
+        if self.logger is not None:
+            self.logger.close()
         self.env.close()
         self.eval_env.close()
 
@@ -109,6 +145,7 @@ class Run:
     sac: SAC
     seeds: list[SeedRun]
     policy: Any
+    counters: LoopCounters = field(default_factory=LoopCounters)
 
     def env_step(self, agent_step: int) -> int:
         return agent_step * self.cfg.action_repeat
@@ -116,15 +153,20 @@ class Run:
     def evaluate(self, states: SACState, agent_step: int) -> None:
         envs = [s.eval_env for s in self.seeds]
         results = evaluate_batch(envs, self.policy, states, self.cfg.eval_episodes)
+        self.counters.eval_resets += self.cfg.eval_episodes
         for seed_run, result in zip(self.seeds, results, strict=True):
             metrics = result.metrics()
             seed_run.last_eval = metrics["eval/return"]
             seed_run.logger.log(metrics, self.env_step(agent_step))
             plot_learning_curve(seed_run.run_dir / "metrics.csv", seed_run.run_dir / CURVE_NAME)
 
-    def checkpoint(self, states: SACState, agent_step: int) -> None:
+    def checkpoint(self, states: SACState, buffers: Any, actions: np.ndarray) -> None:
+        """The agent checkpoint (for evaluate) and the full resume checkpoint of every seed."""
         for i, seed_run in enumerate(self.seeds):
-            seed_run.checkpoint(take(states, i), agent_step)
+            state = take(states, i)
+            seed_run.checkpoint(state, self.counters.t)
+            tree = {"agent": state, "buffer": take(buffers, i), "next_action": actions[i]}
+            seed_run.save_resume(tree, self.counters)
 
 
 def take(tree: Any, i: int) -> Any:
@@ -145,22 +187,54 @@ def train_seeds(cfg: TrainConfig) -> list[Path]:
             non-finite loss (after saving that seed's state to checkpoint_nan.msgpack).
     """
     cfg = resolve(cfg)
-    run = _open_run(cfg)
+    run = _open_run(cfg, [None] * len(seed_list(cfg)))
+    return _execute(run, lambda: _initial(run))
+
+
+def resume(run_dirs: list[Path]) -> list[Path]:
+    """Continue interrupted runs from their newest usable resume checkpoints (exactly).
+
+    Several directories must be the seeds of one `--seeds` job (same config but the seed).
+
+    Raises:
+        ScalerlError: not a run directory, or no usable resume checkpoint.
+    """
+    cfgs = [read_config(d) for d in run_dirs]
+    seeds = ",".join(str(c.seed) for c in cfgs)
+    cfg = dataclasses.replace(cfgs[0], seeds=seeds if len(cfgs) > 1 else None, num_seeds=1)
+    run = _open_run(cfg, list(run_dirs))
+    return _execute(run, lambda: _restore(run))
+
+
+def _execute(run: Run, start: Any) -> list[Path]:
     try:
-        _run_loop(run)
+        _run_loop(run, *start())
     finally:
         for seed_run in run.seeds:
             seed_run.close()
     return [s.run_dir for s in run.seeds]
 
 
-def _open_seed(cfg: TrainConfig) -> SeedRun:
+def _open_seed(cfg: TrainConfig, run_dir: Path | None) -> SeedRun:
+    """Environments, run directory and logger of one seed.
+
+    With `run_dir` (resume), the logger is opened by `_restore_seed` once the step to resume
+    from is known.
+    """
     kwargs = {"action_repeat": cfg.action_repeat, "max_episode_steps": cfg.max_episode_steps}
     env = make_env(cfg.env, cfg.seed, **kwargs)
     eval_env = make_env(cfg.env, cfg.seed, **kwargs)
-    run_dir = create_run_dir(cfg)
-    write_config(run_dir, cfg)
-    logger = Logger(
+    logger = None
+    if run_dir is None:
+        run_dir = create_run_dir(cfg)
+        write_config(run_dir, cfg)
+        logger = _open_logger(cfg, run_dir, None)
+    actions = ActionLog(agent_steps(cfg), env.action_space.shape[0])
+    return SeedRun(cfg, run_dir, env, eval_env, logger, actions)
+
+
+def _open_logger(cfg: TrainConfig, run_dir: Path, resume_step: int | None) -> Logger:
+    return Logger(
         run_dir,
         cfg.agent.agent,
         cfg.env,
@@ -168,12 +242,13 @@ def _open_seed(cfg: TrainConfig) -> SeedRun:
         tensorboard=cfg.tensorboard,
         wandb_project=cfg.wandb_project,
         wandb_config=config_to_dict(cfg),
+        resume_step=resume_step,
     )
-    return SeedRun(cfg, run_dir, env, eval_env, logger)
 
 
-def _open_run(cfg: TrainConfig) -> Run:
-    seeds = [_open_seed(c) for c in seed_configs(cfg)]
+def _open_run(cfg: TrainConfig, run_dirs: list[Path | None]) -> Run:
+    configs = seed_configs(cfg)
+    seeds = [_open_seed(c, d) for c, d in zip(configs, run_dirs, strict=True)]
     sac = build_agent(cfg, *env_info(seeds[0].env))
     return Run(cfg, sac, seeds, make_policy(sac))
 
@@ -182,40 +257,80 @@ def _initial(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
     """Stacked states and buffers, first observations, first (uniform random) actions."""
     sac, seeds = run.sac, seed_list(run.cfg)
     states = sac.init_many(np.stack([jax.random.PRNGKey(s) for s in seeds]))
-    capacity = min(run.cfg.buffer_capacity, agent_steps(run.cfg))
-    one = replay_init(capacity, sac.obs_dim, sac.action_dim)
+    one = replay_init(_capacity(run), sac.obs_dim, sac.action_dim)
     buffers = jax.tree_util.tree_map(lambda x: np.stack([np.asarray(x)] * len(seeds)), one)
     obs = np.stack([s.env.reset()[0] for s in run.seeds])
     rngs = [np.random.default_rng(s) for s in seeds]
     actions = np.stack([r.uniform(-1.0, 1.0, sac.action_dim) for r in rngs])
+    run.evaluate(states, 0)
     return states, buffers, obs, actions
+
+
+def _capacity(run: Run) -> int:
+    return min(run.cfg.buffer_capacity, agent_steps(run.cfg))
+
+
+def _restore(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
+    """The stacked state of the newest resume checkpoints; envs replayed to that point."""
+    sac = run.sac
+    agent = sac.init(jax.random.PRNGKey(0))
+    buffer = replay_init(_capacity(run), sac.obs_dim, sac.action_dim)
+
+    def template(meta: dict) -> dict[str, Any]:
+        actions = np.zeros((meta["t"], sac.action_dim), np.float32)
+        next_action = np.zeros(sac.action_dim, np.float32)
+        return {"agent": agent, "buffer": buffer, "next_action": next_action, "actions": actions}
+
+    loaded = [load_resume(s.run_dir, template) for s in run.seeds]
+    counters = [counters_from_meta(meta) for _, meta in loaded]
+    if len({c.t for c in counters}) != 1:
+        raise CheckpointError("the seeds' newest resume checkpoints are at different steps; "
+                              "resume each run directory on its own")  # fmt: skip
+    run.counters = counters[0]
+    obs = [
+        _restore_seed(run, s, tree, meta) for s, (tree, meta) in zip(run.seeds, loaded, strict=True)
+    ]
+    trees = [tree for tree, _ in loaded]
+    stack = lambda *xs: np.stack([np.asarray(x) for x in xs])  # noqa: E731
+    states = jax.tree_util.tree_map(stack, *[t["agent"] for t in trees])
+    buffers = jax.tree_util.tree_map(stack, *[t["buffer"] for t in trees])
+    actions = np.stack([np.asarray(t["next_action"]) for t in trees])
+    return states, buffers, np.stack(obs), actions
+
+
+def _restore_seed(run: Run, seed_run: SeedRun, tree: dict, meta: dict) -> np.ndarray:
+    """Replay one seed's envs and restore its episode counters and metric accumulator."""
+    obs = seed_run.replay(np.asarray(tree["actions"]))
+    seed_run.actions.actions[: len(tree["actions"])] = np.asarray(tree["actions"])
+    for _ in range(run.counters.eval_resets):
+        seed_run.eval_env.reset()
+    seed_run.episode_return, seed_run.episode_length = meta["episode"]
+    seed_run.acc.load_state(meta["acc"])
+    seed_run.logger = _open_logger(seed_run.cfg, seed_run.run_dir, int(meta["env_step"]))
+    return obs
 
 
 def _env_step(run: Run, obs: np.ndarray, actions: np.ndarray) -> tuple[Transition, np.ndarray]:
     """Step every seed's env; the transitions (with final observations) and the obs to act on."""
     rows, act_obs = [], []
     for seed_run, o, a in zip(run.seeds, obs, actions, strict=True):
-        next_obs, reward, terminated, truncated, _ = seed_run.env.step(a)
-        rows.append((o, a, reward, terminated, truncated, next_obs))
-        seed_run.episode_return += float(reward)
-        seed_run.episode_length += 1
-        if terminated or truncated:
-            seed_run.end_episode()
-            next_obs, _ = seed_run.env.reset()
+        seed_run.actions.record(run.counters.t + 1, a)
+        row, next_obs = seed_run.step(o, a)
+        rows.append(row)
         act_obs.append(next_obs)
     cols = [np.asarray(c, np.float32) for c in zip(*rows, strict=True)]
     return Transition(*cols), np.stack(act_obs).astype(np.float32)
 
 
-def _run_loop(run: Run) -> None:
-    cfg = run.cfg
+def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions: Any) -> None:
+    cfg, c = run.cfg, run.counters
     total = agent_steps(cfg)
-    states, buffers, obs, actions = _initial(run)
-    run.evaluate(states, 0)
     schedule, cache, window = UpdateSchedule(cfg.utd), StepCache(run.sac), Window()
-    hooks, updates = Hooks(cfg, run.sac, seed_list(cfg)), 0
-    bar = tqdm(total=total, unit="step", disable=not cfg.progress, dynamic_ncols=True)
-    for t in range(1, total + 1):
+    schedule.counter = c.utd_counter
+    hooks = Hooks(cfg, run.sac, seed_list(cfg))
+    hooks.fresh_draws = c.fresh_draws
+    bar = tqdm(total=total, initial=c.t, unit="step", disable=not cfg.progress, dynamic_ncols=True)
+    for t in range(c.t + 1, total + 1):
         transitions, obs = _env_step(run, obs, actions)
         warm = t < cfg.warmup_steps
         num_updates = 0 if warm else schedule.next()
@@ -223,10 +338,11 @@ def _run_loop(run: Run) -> None:
         states, buffers, actions, metrics = step_fn(states, buffers, transitions, obs)
         actions, metrics = jax.device_get((actions, metrics))
         _record(run, states, metrics, t)
-        states, info = hooks.after_updates(states, buffers, updates, updates + num_updates, t)
+        states, info = hooks.after_updates(states, buffers, c.updates, c.updates + num_updates, t)
         _log_each(run, info, t)
-        updates += num_updates
-        if cfg.health_every and t % cfg.health_every == 0 and updates > 0:
+        c.t, c.updates = t, c.updates + num_updates
+        c.utd_counter, c.fresh_draws = schedule.counter, hooks.fresh_draws
+        if cfg.health_every and t % cfg.health_every == 0 and c.updates > 0:
             _log_each(run, hooks.health(states, buffers, t), t)
         window.steps, window.updates = window.steps + 1, window.updates + num_updates
         if t % cfg.log_every == 0:
@@ -234,12 +350,13 @@ def _run_loop(run: Run) -> None:
             window = Window()
         if t % cfg.eval_every == 0 or t == total:
             run.evaluate(states, t)
-            run.checkpoint(states, t)
+            run.checkpoint(states, buffers, actions)
         elif cfg.checkpoint_every and t % cfg.checkpoint_every == 0:
-            run.checkpoint(states, t)
+            run.checkpoint(states, buffers, actions)
         if t % 100 == 0 or t == total:
             bar.update(t - bar.n)
-            last = np.nanmean([s.last_eval for s in run.seeds])
+            evals = [s.last_eval for s in run.seeds if not math.isnan(s.last_eval)]
+            last = float(np.mean(evals)) if evals else math.nan
             bar.set_postfix(eval_return=f"{last:.1f}", refresh=False)
     bar.close()
 

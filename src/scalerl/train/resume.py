@@ -1,0 +1,108 @@
+"""Exact resume: full-state checkpoints of a run and their restoration.
+
+A resume checkpoint (`<run>/resume/step-<t>.msgpack`, written atomically, the newest
+`KEEP_RESUME` kept) holds one seed's agent state (optimizer, target, normalisers, RNG), its
+replay buffer, every action the training environment received so far, the pending action,
+and the loop's counters and metric accumulator. Environments are restored by replaying the
+action log into a freshly seeded environment: simulators are deterministic given their seed and
+actions, so this recovers their exact state without simulator-specific snapshots. Evaluation
+environments only consume randomness at reset, so the same number of resets restores them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scalerl.errors import CheckpointError
+from scalerl.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+
+RESUME_DIR = "resume"
+"""Sub-directory of a run holding its resume checkpoints."""
+KEEP_RESUME = 2
+"""Number of newest resume checkpoints kept (older ones are deleted after a successful save)."""
+
+
+@dataclass
+class LoopCounters:
+    """Host-side state of the training loop that a resume must restore (shared by all seeds)."""
+
+    t: int = 0
+    """Agent steps done."""
+    updates: int = 0
+    """Gradient updates done."""
+    utd_counter: float = 0.0
+    """Fractional-UTD carry of `UpdateSchedule`."""
+    fresh_draws: int = 0
+    """Fresh initialisations drawn so far by resets and ReDo (`Hooks.fresh_draws`)."""
+    eval_resets: int = 0
+    """Resets of each evaluation environment so far."""
+
+
+def checkpoint_path(run_dir: Path, t: int) -> Path:
+    """The resume checkpoint file of agent step `t`."""
+    return Path(run_dir) / RESUME_DIR / f"step-{t:010d}.msgpack"
+
+
+def list_checkpoints(run_dir: Path) -> list[Path]:
+    """Resume checkpoints of a run, newest first."""
+    return sorted((Path(run_dir) / RESUME_DIR).glob("step-*.msgpack"), reverse=True)
+
+
+def save_resume(run_dir: Path, tree: dict[str, Any], counters: LoopCounters, meta: dict) -> None:
+    """Write one seed's resume checkpoint and prune all but the newest `KEEP_RESUME`."""
+    save_checkpoint(checkpoint_path(run_dir, counters.t), tree, meta | asdict(counters))
+    for old in list_checkpoints(run_dir)[KEEP_RESUME:]:
+        old.unlink(missing_ok=True)
+
+
+def load_resume(run_dir: Path, template_fn: Any) -> tuple[dict[str, Any], dict]:
+    """The newest usable resume checkpoint of a run: (tree, meta).
+
+    A corrupt or incompatible checkpoint is reported on stderr and the previous one is tried.
+
+    Args:
+        run_dir: The run directory.
+        template_fn: meta -> template tree (shapes depend on the step count in meta).
+
+    Raises:
+        CheckpointError: if the run has no usable resume checkpoint.
+    """
+    problems = []
+    for path in list_checkpoints(run_dir):
+        try:
+            meta = read_checkpoint_meta(path)
+            return load_checkpoint(path, template_fn(meta))
+        except CheckpointError as err:
+            problems.append(str(err))
+            print(f"scalerl: warning: skipping {path.name}: {err}", file=sys.stderr)
+    detail = f" ({problems[-1]})" if problems else ""
+    raise CheckpointError(
+        f"no usable resume checkpoint in {Path(run_dir) / RESUME_DIR}{detail}; "
+        "start a fresh run (resume needs checkpoints written by scalerl train)"
+    )
+
+
+def counters_from_meta(meta: dict) -> LoopCounters:
+    """The loop counters stored in a resume checkpoint's metadata."""
+    fields = LoopCounters.__dataclass_fields__
+    return LoopCounters(**{k: meta[k] for k in fields})
+
+
+class ActionLog:
+    """Every action one seed's training environment received, for replay on resume."""
+
+    def __init__(self, total: int, action_dim: int) -> None:
+        self.actions = np.zeros((total, action_dim), np.float32)
+
+    def record(self, t: int, action: np.ndarray) -> None:
+        """Store the action of agent step `t` (1-based)."""
+        self.actions[t - 1] = action
+
+    def upto(self, t: int) -> np.ndarray:
+        """The actions of steps 1..t."""
+        return self.actions[:t]
