@@ -160,3 +160,13 @@ def test_plasticity_benchmark_prints_its_table(capsys):
     assert main(["plasticity", *args]) == 0
     out = capsys.readouterr().out
     assert "base" in out and "nap" in out and "|" in out
+
+
+def test_sweep_and_report_are_wired(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "scalerl: error:" in capsys.readouterr().err
+    code = main(
+        ["sweep", "--envs", "Pendulum-v1", "--set", "no_such_field=1", "--out", str(tmp_path)]
+    )
+    assert code == 2
+    assert "no_such_field" in capsys.readouterr().err
