@@ -2,7 +2,8 @@
 
 The shapes are the ones the SimbaV2 critic multiplies at batch 256: the two matmuls of a
 512-wide residual block (expansion 4x), one of a 128-wide block, and a weight gradient x.T @ dy
-(contraction over the batch, as in the backward pass); and the 256-wide plain-MLP hidden layer. A large square matmul shows the peak rate
+(contraction over the batch, as in the backward pass); and the 256-wide plain-MLP hidden layer.
+A large square matmul shows the peak rate
 the CPU reaches when the matrices are big enough to keep every core busy.
 
 Prints one JSON line per shape and a final summary line with the maximum rate:

@@ -113,6 +113,7 @@ def build_agent(spec: BenchConfig, args: argparse.Namespace) -> SAC:
         actor_width=spec.actor_width,
         actor_depth=spec.actor_depth,
         batch_size=args.batch_size,
+        precision=args.precision,
     )
     return make_sac(cfg, args.obs_dim, args.action_dim, decay_steps=1_000_000)
 
@@ -410,6 +411,7 @@ def _record(
         "obs_dim": sac.obs_dim,
         "action_dim": sac.action_dim,
         "seeds": args.seeds,
+        "precision": args.precision,
         "updates_per_s": round(updates_per_s, 2),
         "updates_per_s_per_seed": round(updates_per_s / args.seeds, 2),
         "ms_per_update": round(1e3 / updates_per_s, 3),
@@ -437,6 +439,7 @@ def _parse_args() -> argparse.Namespace:
     add("--min-seconds", type=float, default=10.0, help="time each config at least this long")
     add("--calls", type=int, default=None, help="time exactly this many calls instead")
     add("--flops", choices=("xla", "analytic"), default="xla", help="FLOPs-per-update source")
+    add("--precision", choices=("fp32", "bf16"), default="fp32", help="matmul precision")
     args = parser.parse_args()
     if min(args.utd, args.seeds, args.fill, args.batch_size) < 1 or args.fill > args.capacity:
         parser.error("--utd, --seeds, --batch-size and --fill must be >= 1, --fill <= --capacity")
