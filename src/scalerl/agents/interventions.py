@@ -97,19 +97,6 @@ def hare_tortoise_step(
     return nets, target, extras | {"tortoise": tortoise}
 
 
-def reset_config(pc: PlasticityConfig) -> resets.ResetConfig:
-    """The `plasticity.resets` config of the periodic reset settings."""
-    return resets.ResetConfig(
-        kind=pc.reset,
-        every=pc.reset_every,
-        shrink=pc.reset_shrink,
-        perturb=pc.reset_perturb,
-        reset_opt_state=pc.reset_opt_state,
-        same_init=pc.reset_same_init,
-        stop_after=pc.reset_stop_after,
-    )
-
-
 def reset_due(pc: PlasticityConfig, updates_before: int, updates_after: int) -> bool:
     """Whether a multiple of reset_every lies in (before, after] and resets are still allowed."""
     if pc.reset == "none" or pc.reset_every <= 0:
