@@ -112,3 +112,16 @@ def test_resume_checkpoint_holds_buffer_actions_and_counters(reference):
     tree, _ = load_resume(reference, template)
     assert int(tree["buffer"].size) == 300
     np.testing.assert_array_equal(tree["buffer"].data.action, tree["actions"])
+
+
+def test_vmapped_seeds_resume_together(tmp_path):
+    import shutil
+
+    assert main([*train_cli(tmp_path, "multi"), "--seeds", "0-1", "--env-steps", "200"]) == 0
+    dirs = [tmp_path / "multi-s0", tmp_path / "multi-s1"]
+    for d in dirs:
+        shutil.copytree(d, tmp_path / f"{d.name}-full")
+        list_checkpoints(d)[0].unlink()  # back to the previous resume checkpoint
+    assert main(["train", "--resume", *map(str, dirs)]) == 0
+    for d in dirs:
+        assert_same_run(tmp_path / f"{d.name}-full", d)
