@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
+from scalerl.metrics import activity
 from scalerl.plasticity.resets import zero_adam_moments
 
 PyTree = Any
 ModulePath = tuple[str, ...]
-SCORE_EPS = 1e-9
 """Added to a layer's mean activity before dividing (as `scalerl.metrics.activity`)."""
 
 
@@ -51,12 +51,13 @@ def neuron_scores(h: jax.Array, batch_dims: int = 0) -> jax.Array:
             whose networks are scored independently.
 
     Returns:
-        Scores (*ensemble, H). `SCORE_EPS` is added to the denominator (dopamine's ReDo
-        does the same), so a silent layer scores 0 everywhere instead of nan.
+        Scores (*ensemble, H): `metrics.activity.neuron_scores` per member, whose epsilon in
+        the denominator (as in dopamine's ReDo) makes a silent layer score 0, not nan.
     """
-    sample_axes = tuple(range(batch_dims, h.ndim - 1))
-    mean_abs = jnp.mean(jnp.abs(h.astype(jnp.float32)), axis=sample_axes)
-    return mean_abs / (jnp.mean(mean_abs, axis=-1, keepdims=True) + SCORE_EPS)
+    score = activity.neuron_scores
+    for _ in range(batch_dims):
+        score = jax.vmap(score)
+    return score(h)
 
 
 def dormant_mask(h: jax.Array, tau: float, batch_dims: int = 0) -> jax.Array:
