@@ -23,3 +23,7 @@ class CheckpointError(ScalerlError):
 
 class TrainingError(ScalerlError):
     """A run that had to stop (e.g. a NaN loss); a checkpoint was saved before raising."""
+
+
+class DatasetError(ScalerlError):
+    """A dataset file that is missing, malformed, or does not fit the environment."""
