@@ -19,7 +19,7 @@ def small_sac(agent: str = "simbav2", use_cdq: bool = False, **overrides) -> SAC
     """A small, fully resolved SAC agent for unit tests."""
     cfg = agent_preset(agent)
     sizes = {"actor_width": 32, "critic_width": 64, "batch_size": 16}
-    cfg = replace(cfg, gamma=0.99, use_cdq=use_cdq, **(sizes | overrides))
+    cfg = replace(cfg, **({"gamma": 0.99, "use_cdq": use_cdq} | sizes | overrides))
     return make_sac(cfg, OBS_DIM, ACT_DIM, decay_steps=100)
 
 

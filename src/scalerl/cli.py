@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from scalerl.config import AGENTS, TrainConfig, agent_preset
+from scalerl.config import AGENTS, TrainConfig, agent_preset, replace
 from scalerl.errors import ScalerlError
 
 COMMANDS = {
@@ -18,33 +18,58 @@ COMMANDS = {
     "plasticity": "digits continual-learning benchmark (scalerl plasticity --help)",
     "sweep": "run a grid of training runs, locally or on Ray (scalerl sweep --help)",
     "report": "aggregate runs into curves, IQM tables and scaling plots (scalerl report --help)",
+    "offline": "train SAC + behaviour cloning on a dataset (scalerl offline --help)",
+    "dataset": "export a run's replay buffer or collect with its policy (scalerl dataset --help)",
 }
 
 
-def _agent_from_args(args: list[str]) -> str:
-    """The value of --agent in `args` (default simbav2), to choose the preset defaults."""
+def agent_from_args(args: list[str], default: str = "simbav2") -> str:
+    """The value of --agent in `args` (to choose the preset defaults), checked."""
+    agent = _option(args, "--agent") or default
+    if agent not in AGENTS:
+        raise ScalerlError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
+    return agent
+
+
+def _option(args: list[str], flag: str) -> str | None:
+    """The value of `flag` in `args` (`--flag v` or `--flag=v`), or None."""
     for i, arg in enumerate(args):
-        if arg == "--agent" and i + 1 < len(args):
+        if arg == flag and i + 1 < len(args):
             return args[i + 1]
-        if arg.startswith("--agent="):
+        if arg.startswith(flag + "="):
             return arg.split("=", 1)[1]
-    return "simbav2"
+    return None
+
+
+def train_defaults(args: list[str]) -> TrainConfig:
+    """Defaults of `scalerl train`: --agent's preset, or with --init-from RUN that run's env
+    and networks with the online preset's learning rates and no behaviour cloning."""
+    init_from = _option(args, "--init-from")
+    if init_from is None:
+        return TrainConfig(agent=agent_preset(agent_from_args(args)))
+    from scalerl.train.setup import read_config
+
+    base = read_config(Path(init_from))
+    agent = agent_from_args(args, base.agent.agent)
+    if agent != base.agent.agent:
+        return TrainConfig(env=base.env, agent=agent_preset(agent))
+    online = agent_preset(agent)
+    rates = {k: getattr(online, k) for k in ("lr_init", "lr_end", "lr_decay_fraction")}
+    agent_cfg = replace(base.agent, bc_alpha=0.0, gamma=None, **rates)
+    return TrainConfig(env=base.env, agent=agent_cfg)
 
 
 def parse_train(args: list[str]) -> TrainConfig:
-    """Parse `scalerl train` options on top of the chosen agent's paper preset."""
-    agent = _agent_from_args(args)
-    if agent not in AGENTS:
-        raise ScalerlError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
-    default = TrainConfig(agent=agent_preset(agent))
+    """Parse `scalerl train` options on top of the defaults of `train_defaults`."""
     return tyro.cli(
         tyro.conf.OmitArgPrefixes[TrainConfig],
         args=args,
-        default=default,
+        default=train_defaults(args),
         prog="scalerl train",
-        description="Train an agent online. Defaults follow --agent's preset. Continue an "
-        "interrupted run exactly with: scalerl train --resume RUN_DIR [RUN_DIR ...] (the seed "
-        "directories of one --seeds job together).",
+        description="Train an agent online. Defaults follow --agent's preset (or, with "
+        "--init-from RUN, that run's networks). Continue an interrupted run exactly with: "
+        "scalerl train --resume RUN_DIR [RUN_DIR ...] (the seed directories of one --seeds "
+        "job together).",
     )
 
 
@@ -153,6 +178,18 @@ def run_report(args: list[str]) -> None:
     tyro.cli(report, args=args, prog="scalerl report")
 
 
+def run_offline(args: list[str]) -> None:
+    from scalerl.offline.commands import main_offline
+
+    main_offline(args)
+
+
+def run_dataset(args: list[str]) -> None:
+    from scalerl.offline.commands import main_dataset
+
+    main_dataset(args)
+
+
 def _usage() -> str:
     lines = ["usage: scalerl COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
@@ -173,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         "plasticity": run_plasticity,
         "sweep": run_sweep,
         "report": run_report,
+        "offline": run_offline,
+        "dataset": run_dataset,
     }
     if command not in handlers:
         print(f"scalerl: unknown command {command!r}\n{_usage()}", file=sys.stderr)

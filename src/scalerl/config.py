@@ -218,7 +218,84 @@ class TrainConfig:
     """Also log to this Weights & Biases project (needs `pip install scalerl[wandb]`)."""
     progress: bool = True
     """Show a progress bar."""
+    init_from: Path | None = None
+    """Start from this run's checkpoint (e.g. an offline run): networks, target critic,
+    temperature and normaliser statistics; fresh optimizer state and LR schedule."""
+    preload_dataset: Path | None = None
+    """Put this dataset (scalerl .npz, D4RL .hdf5 or Minari directory) into the replay buffer
+    before the first step (offline-to-online; see docs/offline.md)."""
     agent: AgentConfig = field(default_factory=AgentConfig)
+
+
+@dataclass(frozen=True)
+class OfflineConfig:
+    """One offline run: a dataset, the environment to evaluate in, an epoch budget, the agent."""
+
+    dataset: Path | None = None
+    """Dataset to learn from: scalerl .npz, D4RL-format .hdf5 or a Minari dataset directory."""
+    env: str | None = None
+    """Environment id for evaluation. None: the dataset's metadata env_id."""
+    seed: int = 0
+    """Random seed (network init, batch sampling, evaluation environment)."""
+    seeds: str | None = None
+    """Train several seeds in one process with jax.vmap, e.g. 0-4 (overrides --seed)."""
+    num_seeds: int = 1
+    """Train seeds seed, ..., seed+num_seeds-1 in one process (ignored with --seeds)."""
+    epochs: float = 100.0
+    """Budget in passes over the dataset: updates = int(transitions / batch_size * epochs)."""
+    action_repeat: int | None = None
+    """Action repeat of the evaluation env. None: the dataset's metadata, else suite preset."""
+    max_episode_steps: int | None = None
+    """Evaluation episode limit in raw steps. None: dataset metadata, else suite preset."""
+    eval_every: int = 50_000
+    """Gradient updates between evaluations (spec 4.1)."""
+    eval_episodes: int = 100
+    """Deterministic evaluation episodes (spec 4.1 uses 100)."""
+    log_every: int = 10_000
+    """Gradient updates between training-metric log points."""
+    checkpoint_every: int = 0
+    """Gradient updates between checkpoints (0: at each evaluation only)."""
+    updates_per_call: int = 1_000
+    """Updates fused into one jitted lax.scan call (a speed knob; results do not depend on it
+    except through the log/eval cadence alignment)."""
+    ref_min_score: float | None = None
+    """Return of a random policy for normalised scores. None: dataset metadata or D4RL table."""
+    ref_max_score: float | None = None
+    """Return of an expert policy for normalised scores. None: dataset metadata or D4RL table."""
+    name: str | None = None
+    """Run name (directory under run_root). None: <agent>-offline-<env>-s<seed>-<timestamp>."""
+    run_root: Path = Path("runs")
+    """Directory holding run directories."""
+    tensorboard: bool = True
+    """Write TensorBoard event files to <run>/tb."""
+    wandb_project: str | None = None
+    """Also log to this Weights & Biases project (needs `pip install scalerl[wandb]`)."""
+    progress: bool = True
+    """Show a progress bar."""
+    agent: AgentConfig = field(default_factory=lambda: offline_preset("simbav2"))
+
+
+def offline_preset(agent: str) -> AgentConfig:
+    """An agent preset with the offline changes of spec 4.1 (simbaV2_bc.yaml): behaviour
+    cloning weight 0.1 and a linear LR decay to 1e-5 over the first half of the updates."""
+    return dataclasses.replace(
+        agent_preset(agent), bc_alpha=0.1, lr_end=1e-5, lr_decay_fraction=0.5, n_step=1
+    )
+
+
+def validate_offline(cfg: OfflineConfig) -> None:
+    """Raise ConfigError for an offline config value that cannot work."""
+    if cfg.dataset is None:
+        raise ConfigError("offline training needs a dataset; pass --dataset PATH")
+    _positive(cfg, "epochs", "eval_every", "eval_episodes", "log_every", "updates_per_call")
+    for name in ("action_repeat", "max_episode_steps"):
+        value = getattr(cfg, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+    if cfg.checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every must be >= 0, got {cfg.checkpoint_every}")
+    seed_list(cfg)
+    validate_agent(cfg.agent)
 
 
 def validate_agent(cfg: AgentConfig) -> None:
@@ -284,7 +361,7 @@ def validate_train(cfg: TrainConfig) -> None:
     validate_agent(cfg.agent)
 
 
-def seed_list(cfg: TrainConfig) -> list[int]:
+def seed_list(cfg: TrainConfig | OfflineConfig) -> list[int]:
     """The seeds of a run: parsed from `seeds` ("0-7", "0,3,5", "0-3,8") or a consecutive range.
 
     Raises:
@@ -332,6 +409,11 @@ def lr_decay_steps(env_steps: int, action_repeat: int, utd: float, fraction: flo
     """
     agent_steps = env_steps // action_repeat
     return max(1, int(fraction * agent_steps * utd))
+
+
+def offline_updates(num_transitions: int, batch_size: int, epochs: float) -> int:
+    """Gradient updates of an offline run: int(N / batch_size * epochs), at least 1 (spec 4.1)."""
+    return max(1, int(num_transitions / batch_size * epochs))
 
 
 def simbav2_scaler_init(width: int) -> float:

@@ -26,8 +26,10 @@ from scalerl.agents.state import SACState
 from scalerl.analysis.plots import plot_learning_curve
 from scalerl.buffers.replay import Transition, replay_init
 from scalerl.config import TrainConfig, seed_list
+from scalerl.datasets import Dataset
 from scalerl.envs import env_info, make_env
 from scalerl.errors import CheckpointError, TrainingError
+from scalerl.offline.finetune import initial_state, load_preload, preload_buffer, preload_rows
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.evaluate import evaluate_batch, make_policy
 from scalerl.train.hooks import Hooks
@@ -37,6 +39,7 @@ from scalerl.train.resume import (
     LoopCounters,
     counters_from_meta,
     load_resume,
+    resume_template,
     save_resume,
 )
 from scalerl.train.setup import (
@@ -46,6 +49,7 @@ from scalerl.train.setup import (
     config_to_dict,
     create_run_dir,
     read_config,
+    replay_capacity,
     resolve,
     seed_configs,
     write_config,
@@ -146,6 +150,8 @@ class Run:
     seeds: list[SeedRun]
     policy: Any
     counters: LoopCounters = field(default_factory=LoopCounters)
+    preload: Dataset | None = None
+    """The --preload-dataset (validated against the env), or None."""
 
     def env_step(self, agent_step: int) -> int:
         return agent_step * self.cfg.action_repeat
@@ -249,15 +255,18 @@ def _open_logger(cfg: TrainConfig, run_dir: Path, resume_step: int | None) -> Lo
 def _open_run(cfg: TrainConfig, run_dirs: list[Path | None]) -> Run:
     configs = seed_configs(cfg)
     seeds = [_open_seed(c, d) for c, d in zip(configs, run_dirs, strict=True)]
-    sac = build_agent(cfg, *env_info(seeds[0].env))
-    return Run(cfg, sac, seeds, make_policy(sac))
+    obs_dim, action_dim = env_info(seeds[0].env)
+    sac = build_agent(cfg, obs_dim, action_dim)
+    preload = load_preload(cfg, obs_dim, action_dim)
+    return Run(cfg, sac, seeds, make_policy(sac), preload=preload)
 
 
 def _initial(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
     """Stacked states and buffers, first observations, first (uniform random) actions."""
     sac, seeds = run.sac, seed_list(run.cfg)
     states = sac.init_many(np.stack([jax.random.PRNGKey(s) for s in seeds]))
-    one = replay_init(_capacity(run), sac.obs_dim, sac.action_dim)
+    states = initial_state(sac, states, run.cfg.init_from, run.preload)
+    one = preload_buffer(replay_init(_capacity(run), sac.obs_dim, sac.action_dim), run.preload)
     buffers = jax.tree_util.tree_map(lambda x: np.stack([np.asarray(x)] * len(seeds)), one)
     obs = np.stack([s.env.reset()[0] for s in run.seeds])
     rngs = [np.random.default_rng(s) for s in seeds]
@@ -267,20 +276,12 @@ def _initial(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
 
 
 def _capacity(run: Run) -> int:
-    return min(run.cfg.buffer_capacity, agent_steps(run.cfg))
+    return replay_capacity(run.cfg, preload_rows(run.preload))
 
 
 def _restore(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
     """The stacked state of the newest resume checkpoints; envs replayed to that point."""
-    sac = run.sac
-    agent = sac.init(jax.random.PRNGKey(0))
-    buffer = replay_init(_capacity(run), sac.obs_dim, sac.action_dim)
-
-    def template(meta: dict) -> dict[str, Any]:
-        actions = np.zeros((meta["t"], sac.action_dim), np.float32)
-        next_action = np.zeros(sac.action_dim, np.float32)
-        return {"agent": agent, "buffer": buffer, "next_action": next_action, "actions": actions}
-
+    template = resume_template(run.sac, _capacity(run))
     loaded = [load_resume(s.run_dir, template) for s in run.seeds]
     counters = [counters_from_meta(meta) for _, meta in loaded]
     if len({c.t for c in counters}) != 1:

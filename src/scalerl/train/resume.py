@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from scalerl.errors import CheckpointError
@@ -85,6 +86,26 @@ def load_resume(run_dir: Path, template_fn: Any) -> tuple[dict[str, Any], dict]:
         f"no usable resume checkpoint in {Path(run_dir) / RESUME_DIR}{detail}; "
         "start a fresh run (resume needs checkpoints written by scalerl train)"
     )
+
+
+def resume_template(sac: Any, capacity: int) -> Any:
+    """meta -> the template tree of one seed's resume checkpoint (for `load_resume`).
+
+    Args:
+        sac: The run's agent (`scalerl.agents.sac.SAC`).
+        capacity: The run's replay-buffer capacity (`scalerl.train.setup.replay_capacity`).
+    """
+    from scalerl.buffers.replay import replay_init
+
+    agent = sac.init(jax.random.PRNGKey(0))
+    buffer = replay_init(capacity, sac.obs_dim, sac.action_dim)
+
+    def template(meta: dict) -> dict[str, Any]:
+        actions = np.zeros((meta["t"], sac.action_dim), np.float32)
+        next_action = np.zeros(sac.action_dim, np.float32)
+        return {"agent": agent, "buffer": buffer, "next_action": next_action, "actions": actions}
+
+    return template
 
 
 def counters_from_meta(meta: dict) -> LoopCounters:

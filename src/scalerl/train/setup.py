@@ -12,6 +12,7 @@ from typing import Any
 from scalerl.agents.sac import SAC, make_sac
 from scalerl.config import (
     AgentConfig,
+    OfflineConfig,
     PlasticityConfig,
     TrainConfig,
     lr_decay_steps,
@@ -56,6 +57,12 @@ def agent_steps(cfg: TrainConfig) -> int:
     return cfg.env_steps // cfg.action_repeat
 
 
+def replay_capacity(cfg: TrainConfig, preload_rows: int = 0) -> int:
+    """Replay capacity of a resolved run: the budget's transitions plus preloaded ones, at most
+    `buffer_capacity`."""
+    return min(cfg.buffer_capacity, agent_steps(cfg) + preload_rows)
+
+
 def build_agent(cfg: TrainConfig, obs_dim: int, action_dim: int) -> SAC:
     """The SAC agent of a resolved run, with the LR decay length derived from the budget."""
     decay = lr_decay_steps(cfg.env_steps, cfg.action_repeat, cfg.utd, cfg.agent.lr_decay_fraction)
@@ -98,22 +105,31 @@ def create_run_dir(cfg: TrainConfig) -> Path:
     return run_dir
 
 
-def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """JSON-able dict of a config (paths as strings)."""
+PATH_FIELDS = ("run_root", "init_from", "preload_dataset", "dataset")
+"""Config fields holding paths (strings in JSON)."""
+
+
+def config_to_dict(cfg: TrainConfig | OfflineConfig) -> dict[str, Any]:
+    """JSON-able dict of a run or offline config (paths as strings)."""
     data = dataclasses.asdict(cfg)
-    data["run_root"] = str(cfg.run_root)
-    return data
+    return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}
 
 
-def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Inverse of `config_to_dict`; unknown keys raise ConfigError."""
+def config_from_dict(data: dict[str, Any], kind: type = TrainConfig) -> Any:
+    """Inverse of `config_to_dict` for `kind` (TrainConfig or OfflineConfig).
+
+    Raises:
+        ConfigError: unknown or missing keys (a config file of another scalerl version).
+    """
     try:
         agent_fields = dict(data["agent"])
         plasticity = PlasticityConfig(**agent_fields.pop("plasticity", {}))
         agent = AgentConfig(**agent_fields, plasticity=plasticity)
         rest = {k: v for k, v in data.items() if k != "agent"}
-        rest["run_root"] = Path(rest.get("run_root", "runs"))
-        return TrainConfig(**rest, agent=agent)
+        for key in PATH_FIELDS:
+            if rest.get(key) is not None:
+                rest[key] = Path(rest[key])
+        return kind(**rest, agent=agent)
     except (TypeError, KeyError) as err:
         raise ConfigError(f"config file does not match this scalerl version ({err})") from None
 
