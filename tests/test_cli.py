@@ -45,6 +45,8 @@ TINY = [
     "20",
     "--health-every",
     "60",
+    "--video-every",
+    "120",
     "--no-progress",
 ]
 
@@ -96,6 +98,21 @@ def test_evaluate_prints_mean_and_std(tiny_run, capsys):
     assert main(["evaluate", str(tiny_run), "--episodes", "2"]) == 0
     out = capsys.readouterr().out
     assert "return" in out and "+-" in out and "over 2 episodes" in out
+
+
+def test_training_and_evaluate_record_videos(tiny_run, tmp_path, capsys):
+    assert (tiny_run / "videos" / "eval-240.mp4").stat().st_size > 1000  # agent step 120 x 2
+    out = tmp_path / "clip.gif"
+    args = ["--episodes", "1", "--video", "--video-out", str(out), "--width", "64", "--height", "48"]
+    assert main(["evaluate", str(tiny_run), *args]) == 0
+    assert f"video written to {out}" in capsys.readouterr().out
+    assert out.stat().st_size > 1000
+
+
+def test_envs_lists_suites_and_installed_tasks(capsys):
+    assert main(["envs", "--suite", "dmc"]) == 0
+    text = capsys.readouterr().out
+    assert "dmc:cartpole-swingup" in text and "dmc:dog-run" in text
 
 
 def test_existing_run_directory_is_not_overwritten(tiny_run, capsys):

@@ -16,10 +16,12 @@ from scalerl.envs import (
     HBENCH,
     HBENCH_HARD,
     MUJOCO,
+    MUJOCO_V4,
     MYOSUITE,
     MYOSUITE_IDS,
     TASK_LISTS,
     ActionRepeat,
+    CameraRender,
     FiniteCheck,
     RescaleAction,
     SuccessInfo,
@@ -33,6 +35,8 @@ from scalerl.envs import (
     reference_scores,
     suite_preset,
 )
+from scalerl.envs.gl import default_gl_backend
+from scalerl.envs.suites import PAPER_LISTS
 from scalerl.errors import EnvError
 
 
@@ -123,11 +127,13 @@ def test_task_lists() -> None:
         "dmc-easy": 21,
         "dmc-hard": 7,
         "mujoco": 5,
+        "mujoco-v4": 5,
         "myosuite": 10,
         "hbench": 14,
         "hbench-hard": 5,
     }
-    assert sum(sizes.values()) - sizes["hbench-hard"] == 57
+    assert sum(sizes[name] for name in PAPER_LISTS) == 57
+    assert MUJOCO_V4 == ("HalfCheetah-v4", "Hopper-v4", "Walker2d-v4", "Ant-v4", "Humanoid-v4")
     assert "dmc:ball_in_cup-catch" in DMC_EASY_MEDIUM
     assert set(HBENCH_HARD) <= set(HBENCH)
     assert MYOSUITE_IDS["myo-pen-twirl-hard"] == "myoHandPenTwirlRandom-v0"
@@ -139,7 +145,7 @@ def test_task_lists_resolve() -> None:
         assert parse_dmc_id(env_id) in suite.ALL_TASKS
     assert parse_dmc_id("dmc:ball_in_cup-catch") == ("ball_in_cup", "catch")
     assert parse_dmc_id("dmc:finger-turn_easy") == ("finger", "turn_easy")
-    for env_id in MUJOCO:
+    for env_id in MUJOCO + MUJOCO_V4:
         assert suite_preset(env_id).suite == "mujoco"
 
 
@@ -362,3 +368,55 @@ def test_missing_optional_suites(monkeypatch: pytest.MonkeyPatch) -> None:
         make_env("myo-reach", 0)
     with pytest.raises(EnvError, match="HumanoidBench"):
         make_env("h1-walk-v0", 0)
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env_id", "size"), [("dmc:cartpole-swingup", (24, 40)), ("Hopper-v5", (30, 20))]
+)
+def test_render_size(env_id: str, size: tuple[int, int]) -> None:
+    env = make_env(env_id, 0, render_mode="rgb_array", render_size=size)
+    env.reset()
+    frame = env.render()
+    env.close()
+    assert frame.shape == (*size, 3) and frame.dtype == np.uint8 and frame.std() > 0
+
+
+def test_classic_control_ignores_render_size() -> None:
+    """Pendulum's constructor takes no width/height; rendering it would need pygame."""
+    env = make_env("Pendulum-v1", 0, render_mode="rgb_array", render_size=(24, 40))
+    assert env.unwrapped.render_mode == "rgb_array"
+
+
+class RenderArgsEnv(CountingEnv):
+    """Fake env whose render takes its size and camera as arguments (like MyoSuite)."""
+
+    def render(self, width: int = 640, height: int = 480, camera_id: int = -1, camera_name=None):
+        return np.full((height, width, 3), len(camera_name or "") + camera_id + 1, np.uint8)
+
+
+def test_camera_render_passes_size_and_camera() -> None:
+    env = TimeLimit(CameraRender(RenderArgsEnv(), (6, 4), camera=2), 10)
+    frame = env.render()
+    assert frame.shape == (6, 4, 3) and frame[0, 0, 0] == 3
+    assert CameraRender(RenderArgsEnv(), (2, 2), camera="top").render()[0, 0, 0] == 3
+
+
+def test_default_gl_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    found: set[str] = set()
+
+    def fake_cdll(name: str) -> None:
+        if not any(name.startswith(f"lib{lib}.so") for lib in found):
+            raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr("scalerl.envs.gl.sys.platform", "linux")
+    monkeypatch.setattr("scalerl.envs.gl.ctypes.CDLL", fake_cdll)
+    assert default_gl_backend() == "disable"
+    found.add("OSMesa")
+    assert default_gl_backend() == "osmesa"
+    found.add("EGL")
+    assert default_gl_backend() == "egl"
+    monkeypatch.setattr("scalerl.envs.gl.sys.platform", "darwin")
+    assert default_gl_backend() == "glfw"

@@ -20,6 +20,7 @@ COMMANDS = {
     "report": "aggregate runs into curves, IQM tables and scaling plots (scalerl report --help)",
     "offline": "train SAC + behaviour cloning on a dataset (scalerl offline --help)",
     "dataset": "export a run's replay buffer or collect with its policy (scalerl dataset --help)",
+    "envs": "list environment suites and tasks, and which are installed (scalerl envs --help)",
 }
 
 
@@ -90,6 +91,12 @@ def evaluate(
     run: Annotated[Path, tyro.conf.Positional],
     episodes: int = 10,
     seed: int | None = None,
+    video: bool = False,
+    video_out: Path | None = None,
+    video_episodes: int = 1,
+    fps: int = 30,
+    width: int = 320,
+    height: int = 240,
 ) -> None:
     """Re-evaluate a saved run's policy (deterministic actions) and print mean/std return.
 
@@ -97,6 +104,12 @@ def evaluate(
         run: Run directory (runs/<name>).
         episodes: Number of evaluation episodes.
         seed: Environment seed (default: the run's seed).
+        video: Also record deterministic episodes to a video, rendered headless (docs/video.md).
+        video_out: Video file, .mp4 or .gif (default: <run>/videos/eval-<env_step>.mp4).
+        video_episodes: Episodes recorded in the video.
+        fps: Video frames per second.
+        width: Video frame width.
+        height: Video frame height.
     """
     from scalerl.train.evaluate import evaluate_run
 
@@ -107,6 +120,11 @@ def evaluate(
     if "eval/success" in metrics:
         line += f", success {metrics['eval/success']:.2f}"
     print(line)
+    if video:
+        from scalerl.train.video import record_run
+
+        path = record_run(run, video_out, video_episodes, seed, fps, width, height)
+        print(f"video written to {path}")
 
 
 def run_evaluate(args: list[str]) -> None:
@@ -184,6 +202,12 @@ def run_offline(args: list[str]) -> None:
     main_offline(args)
 
 
+def run_envs(args: list[str]) -> None:
+    from scalerl.envs.listing import main_envs
+
+    main_envs(args)
+
+
 def run_dataset(args: list[str]) -> None:
     from scalerl.offline.commands import main_dataset
 
@@ -212,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": run_report,
         "offline": run_offline,
         "dataset": run_dataset,
+        "envs": run_envs,
     }
     if command not in handlers:
         print(f"scalerl: unknown command {command!r}\n{_usage()}", file=sys.stderr)

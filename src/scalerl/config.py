@@ -208,6 +208,9 @@ class TrainConfig:
     """Network-health diagnostics (health/*) every this many agent steps; 0 = off."""
     health_batch: int = 256
     """Probe batch size of the health diagnostics (states sampled from the replay buffer)."""
+    video_every: int = 0
+    """Record one deterministic episode to <run>/videos/eval-<env_step>.mp4 every this many
+    agent steps (0 = off; headless rendering, see docs/video.md)."""
     name: str | None = None
     """Run name (directory under run_root). None: <agent>-<env>-s<seed>-<timestamp>."""
     run_root: Path = Path("runs")
@@ -355,8 +358,8 @@ def validate_train(cfg: TrainConfig) -> None:
         raise ConfigError("buffer_capacity must be at least warmup_steps")
     if cfg.health_every < 0 or cfg.health_batch < 2:
         raise ConfigError("health_every must be >= 0 and health_batch >= 2")
-    if cfg.checkpoint_every < 0:
-        raise ConfigError(f"checkpoint_every must be >= 0, got {cfg.checkpoint_every}")
+    if cfg.checkpoint_every < 0 or cfg.video_every < 0:
+        raise ConfigError("checkpoint_every and video_every must be >= 0")
     seed_list(cfg)
     validate_agent(cfg.agent)
 

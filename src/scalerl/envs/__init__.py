@@ -2,8 +2,10 @@
 
 import os
 
-# Headless rendering by default (no X display); set MUJOCO_GL=osmesa or glfw to override.
-os.environ.setdefault("MUJOCO_GL", "egl")
+from scalerl.envs.gl import default_gl_backend
+
+# Headless rendering by default (no X display): EGL, else OSMesa; set MUJOCO_GL to override.
+os.environ.setdefault("MUJOCO_GL", default_gl_backend())
 
 # ruff: noqa: E402
 
@@ -17,6 +19,7 @@ from scalerl.envs.suites import (
     HBENCH_SCORES,
     MUJOCO,
     MUJOCO_SCORES,
+    MUJOCO_V4,
     MYOSUITE,
     MYOSUITE_IDS,
     TASK_LISTS,
@@ -29,6 +32,7 @@ from scalerl.envs.suites import (
 )
 from scalerl.envs.wrappers import (
     ActionRepeat,
+    CameraRender,
     FiniteCheck,
     FlattenFloat32Observation,
     RescaleAction,
@@ -45,10 +49,12 @@ __all__ = [
     "HBENCH_SCORES",
     "MUJOCO",
     "MUJOCO_SCORES",
+    "MUJOCO_V4",
     "MYOSUITE",
     "MYOSUITE_IDS",
     "TASK_LISTS",
     "ActionRepeat",
+    "CameraRender",
     "DMCEnv",
     "FiniteCheck",
     "FlattenFloat32Observation",

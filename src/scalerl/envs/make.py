@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import logging
+import warnings
+from collections.abc import Iterator
 
 import gymnasium as gym
 
@@ -10,6 +14,7 @@ from scalerl.envs.dmc import DMCEnv, parse_dmc_id
 from scalerl.envs.suites import MYOSUITE_IDS, suite_of, suite_preset
 from scalerl.envs.wrappers import (
     ActionRepeat,
+    CameraRender,
     FiniteCheck,
     FlattenFloat32Observation,
     RescaleAction,
@@ -22,11 +27,48 @@ from scalerl.errors import EnvError
 INSTALL_HINTS = {
     "myosuite": 'pip install "scalerl[myosuite]"',
     "humanoid_bench": (
-        "install HumanoidBench from its repository (git clone "
-        "https://github.com/carlosferrazza/humanoid-bench && pip install -e humanoid-bench)"
+        "HumanoidBench is not on PyPI: git clone https://github.com/carlosferrazza/humanoid-bench "
+        "&& pip install --no-deps -e humanoid-bench && pip install torch (see docs/envs.md)"
     ),
 }
 """How to install the optional suite packages, keyed by import name."""
+
+DMC_RENDER_SIZE = (480, 480)
+"""Default ``(height, width)`` of DMC frames."""
+
+MYOSUITE_RENDER_SIZE = (480, 640)
+"""Default ``(height, width)`` of MyoSuite frames (MyoSuite's own default)."""
+
+MYOSUITE_CAMERA = "hand_top"
+"""MyoSuite camera of videos: above the hand, in every hand task (the free camera is far away)."""
+
+
+MYOSUITE_NOISE = "Attaching a spec with an empty prefix"
+"""A harmless MuJoCo warning MyoSuite 3.0 triggers for every model it builds (hidden)."""
+
+
+class _DropMessage(logging.Filter):
+    """Drops log records containing a given text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _hide_warning(text: str) -> Iterator[None]:
+    """Hides one known warning, raised as a Python warning and logged through absl."""
+    drop, logger = _DropMessage(text), logging.getLogger("absl")
+    logger.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=text)
+            yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def _require(module: str, env_id: str) -> None:
@@ -50,19 +92,37 @@ def _make_registered(env_id: str, render_mode: str | None, **kwargs: object) -> 
         raise EnvError(message) from None
 
 
-def _make_base(env_id: str, suite: str, seed: int, render_mode: str | None) -> gym.Env:
+def _size_kwargs(render_size: tuple[int, int] | None) -> dict[str, int]:
+    """``gymnasium.make`` options for the frame size of MuJoCo-based envs (none if unset)."""
+    return {} if render_size is None else {"height": render_size[0], "width": render_size[1]}
+
+
+def _make_myosuite(env_id: str, render_mode: str | None, size: tuple[int, int] | None) -> gym.Env:
+    """A MyoSuite env by short name or id; renders from :data:`MYOSUITE_CAMERA`."""
+    _require("myosuite", env_id)
+    with _hide_warning(MYOSUITE_NOISE):
+        env = _make_registered(MYOSUITE_IDS.get(env_id, env_id), render_mode)
+    if render_mode != "rgb_array":
+        return env
+    return CameraRender(env, size or MYOSUITE_RENDER_SIZE, MYOSUITE_CAMERA)
+
+
+def _make_base(
+    env_id: str, suite: str, seed: int, render_mode: str | None, size: tuple[int, int] | None
+) -> gym.Env:
     """Creates the unwrapped-by-us environment with flat float32 Box observations."""
     if suite == "dmc":
         domain, task = parse_dmc_id(env_id)
-        return DMCEnv(domain, task, seed=seed, render_mode=render_mode)
+        return DMCEnv(domain, task, seed, render_mode, size or DMC_RENDER_SIZE)
     if suite == "myosuite":
-        _require("myosuite", env_id)
-        env = _make_registered(MYOSUITE_IDS.get(env_id, env_id), render_mode)
+        env = _make_myosuite(env_id, render_mode, size)
     elif suite == "hbench":
         _require("humanoid_bench", env_id)
         kwargs = {"policy_path": None} if env_id.startswith("h1hand-package") else {}
-        env = _make_registered(env_id, render_mode, **kwargs)
-    else:
+        env = _make_registered(env_id, render_mode, **kwargs, **_size_kwargs(size))
+    elif suite == "mujoco":
+        env = _make_registered(env_id, render_mode, **_size_kwargs(size))
+    else:  # other Gymnasium envs (classic control) render at their own size
         env = _make_registered(env_id, render_mode)
     return FlattenFloat32Observation(env)
 
@@ -74,6 +134,7 @@ def make_env(
     action_repeat: int | None = None,
     max_episode_steps: int | None = None,
     render_mode: str | None = None,
+    render_size: tuple[int, int] | None = None,
 ) -> gym.Env:
     """Creates one environment with scalerl's wrapper stack.
 
@@ -88,6 +149,9 @@ def make_env(
         action_repeat: Raw steps per agent step; ``None`` = suite preset.
         max_episode_steps: Episode limit in raw steps; ``None`` = suite preset.
         render_mode: Passed to the base env (e.g. ``'rgb_array'``).
+        render_size: ``(height, width)`` of rendered frames; ``None`` = the suite's default
+            (DMC 480x480, MuJoCo and HumanoidBench their own, MyoSuite 480x640); ignored by
+            non-MuJoCo Gymnasium envs.
 
     Returns:
         The environment: 1-D float32 observations, ``Box(-1, 1, (act_dim,), float32)`` actions.
@@ -98,7 +162,7 @@ def make_env(
     preset = suite_preset(env_id)
     repeat = preset.action_repeat if action_repeat is None else action_repeat
     limit = preset.max_episode_steps if max_episode_steps is None else max_episode_steps
-    env: gym.Env = _make_base(env_id, suite_of(env_id), seed, render_mode)
+    env: gym.Env = _make_base(env_id, suite_of(env_id), seed, render_mode, render_size)
     env = TimeLimit(RescaleAction(SuccessInfo(env)), limit)
     env = SeedOnFirstReset(FiniteCheck(ActionRepeat(env, repeat), env_id), seed)
     env.action_space.seed(seed)

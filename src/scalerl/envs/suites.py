@@ -195,6 +195,9 @@ DMC_HARD: tuple[str, ...] = tuple(
 MUJOCO: tuple[str, ...] = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5")
 """Gymnasium MuJoCo: 5 tasks. The paper used -v4 (also available); Gymnasium 1.2 recommends -v5."""
 
+MUJOCO_V4: tuple[str, ...] = tuple(task.replace("-v5", "-v4") for task in MUJOCO)
+"""The same 5 tasks in the -v4 version used by the SimbaV2 paper (Gymnasium warns it is old)."""
+
 MYOSUITE_IDS: dict[str, str] = {
     "myo-reach": "myoHandReachFixed-v0",
     "myo-reach-hard": "myoHandReachRandom-v0",
@@ -246,11 +249,18 @@ TASK_LISTS: dict[str, tuple[str, ...]] = {
     "dmc-easy": DMC_EASY_MEDIUM,
     "dmc-hard": DMC_HARD,
     "mujoco": MUJOCO,
+    "mujoco-v4": MUJOCO_V4,
     "myosuite": MYOSUITE,
     "hbench": HBENCH,
     "hbench-hard": HBENCH_HARD,
 }
-"""Named task lists; together the 57 tasks of the SimbaV2 paper."""
+"""Named task lists, usable as env names by sweeps. ``dmc-easy``, ``dmc-hard``, ``mujoco`` (or
+``mujoco-v4``), ``myosuite`` and ``hbench`` are the 57 tasks of the SimbaV2 paper; ``hbench-hard``
+is a subset of ``hbench``.
+"""
+
+PAPER_LISTS: tuple[str, ...] = ("dmc-easy", "dmc-hard", "mujoco", "myosuite", "hbench")
+"""The task lists whose union is the SimbaV2 paper's 57 tasks (MuJoCo as -v5 here)."""
 
 MUJOCO_SCORES: dict[str, tuple[float, float]] = {
     "HalfCheetah": (-289.415, 10574.0),

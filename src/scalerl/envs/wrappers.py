@@ -180,6 +180,31 @@ class SuccessInfo(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+class CameraRender(gym.Wrapper):
+    """Renders with a fixed frame size and camera by passing them to the base env's ``render``.
+
+    For envs whose ``render(width=, height=, camera_id=)`` takes these as arguments (MyoSuite,
+    whose default free camera sees the hand from far away) instead of constructor options.
+    """
+
+    def __init__(self, env: gym.Env, size: tuple[int, int], camera: int | str = -1) -> None:
+        """Wraps ``env``.
+
+        Args:
+            env: An env created with ``render_mode='rgb_array'``.
+            size: ``(height, width)`` of rendered frames.
+            camera: Model camera name or id to render from (-1 = free camera).
+        """
+        super().__init__(env)
+        self.size, self.camera = size, camera
+
+    def render(self) -> np.ndarray:
+        """An RGB frame of shape ``(height, width, 3)`` from the chosen camera."""
+        height, width = self.size
+        key = "camera_name" if isinstance(self.camera, str) else "camera_id"
+        return self.env.unwrapped.render(width=width, height=height, **{key: self.camera})
+
+
 class FiniteCheck(gym.Wrapper):
     """Raises :class:`EnvError` when an observation or reward is NaN or infinite.
 

@@ -55,6 +55,7 @@ from scalerl.train.setup import (
     write_config,
 )
 from scalerl.train.step import StepCache, UpdateSchedule
+from scalerl.train.video import check_rendering, maybe_record, seed_policy
 
 CURVE_NAME = "learning_curve.png"
 
@@ -166,6 +167,18 @@ class Run:
             seed_run.logger.log(metrics, self.env_step(agent_step))
             plot_learning_curve(seed_run.run_dir / "metrics.csv", seed_run.run_dir / CURVE_NAME)
 
+    def record(self, states: SACState, agent_step: int) -> None:
+        """One deterministic episode per seed to <run>/videos/ (every `video_every` steps)."""
+        for i, seed_run in enumerate(self.seeds):
+            policy = seed_policy(self.policy, states, i)
+            cfg = seed_run.cfg
+            limits = {
+                "action_repeat": cfg.action_repeat,
+                "max_episode_steps": cfg.max_episode_steps,
+            }
+            maybe_record(seed_run.run_dir, cfg.env, cfg.seed, policy, agent_step,
+                         cfg.video_every, **limits)  # fmt: skip
+
     def checkpoint(self, states: SACState, buffers: Any, actions: np.ndarray) -> None:
         """The agent checkpoint (for evaluate) and the full resume checkpoint of every seed."""
         for i, seed_run in enumerate(self.seeds):
@@ -253,6 +266,8 @@ def _open_logger(cfg: TrainConfig, run_dir: Path, resume_step: int | None) -> Lo
 
 
 def _open_run(cfg: TrainConfig, run_dirs: list[Path | None]) -> Run:
+    if cfg.video_every:
+        check_rendering(cfg.env)  # fail now, not hours into the run
     configs = seed_configs(cfg)
     seeds = [_open_seed(c, d) for c, d in zip(configs, run_dirs, strict=True)]
     obs_dim, action_dim = env_info(seeds[0].env)
@@ -349,6 +364,8 @@ def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions
         if t % cfg.log_every == 0:
             _log(run, window.rates(cfg.action_repeat), t)
             window = Window()
+        if cfg.video_every and t % cfg.video_every == 0:
+            run.record(states, t)
         if t % cfg.eval_every == 0 or t == total:
             run.evaluate(states, t)
             run.checkpoint(states, buffers, actions)
