@@ -103,7 +103,17 @@ def test_evaluate_prints_mean_and_std(tiny_run, capsys):
 def test_training_and_evaluate_record_videos(tiny_run, tmp_path, capsys):
     assert (tiny_run / "videos" / "eval-240.mp4").stat().st_size > 1000  # agent step 120 x 2
     out = tmp_path / "clip.gif"
-    args = ["--episodes", "1", "--video", "--video-out", str(out), "--width", "64", "--height", "48"]
+    args = [
+        "--episodes",
+        "1",
+        "--video",
+        "--video-out",
+        str(out),
+        "--width",
+        "64",
+        "--height",
+        "48",
+    ]
     assert main(["evaluate", str(tiny_run), *args]) == 0
     assert f"video written to {out}" in capsys.readouterr().out
     assert out.stat().st_size > 1000

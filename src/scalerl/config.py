@@ -17,6 +17,7 @@ from scalerl.errors import ConfigError
 
 AgentName = Literal["simbav2", "simba", "mlp", "msr"]
 AGENTS: tuple[str, ...] = ("simbav2", "simba", "mlp", "msr")
+ALGOS: tuple[str, ...] = ("sac", "td3", "ddpg")
 RESET_KINDS: tuple[str, ...] = ("none", "full", "last_layers", "shrink_perturb")
 
 
@@ -130,6 +131,23 @@ class AgentConfig:
     """SimbaV2: re-project kernels onto the unit sphere after every optimizer step."""
     bc_alpha: float = 0.0
     """Behaviour-cloning weight of the actor loss (offline RL; 0 = off)."""
+    algo: Literal["sac", "td3", "ddpg"] = "sac"
+    """Actor-critic algorithm on the same networks: sac (stochastic policy, entropy), td3
+    (deterministic policy, target actor, target smoothing, delayed actor; Fujimoto et al.
+    2018) or ddpg (SimBa's DDPG, spec 5.3: noise inside the actor loss and the target)."""
+    expl_noise: float = 0.1
+    """td3/ddpg: std of the Gaussian exploration noise added to the deterministic action."""
+    noise_color: float = 0.0
+    """td3/ddpg: exponent beta of power-law exploration noise (0 white, 1 pink, 2 red)."""
+    noise_horizon: int = 1000
+    """td3/ddpg with noise_color > 0: agent steps per noise sequence (redrawn when used up and
+    at every episode end; SimBa uses the episode length)."""
+    target_noise: float = 0.2
+    """td3: std of the target-policy smoothing noise."""
+    target_noise_clip: float = 0.5
+    """td3: the smoothing noise is clipped to [-c, c]."""
+    policy_delay: int = 2
+    """td3: actor and target-network updates every this many critic updates."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """Matmul precision of actor and critic (parameters, losses and optimizer stay float32)."""
     plasticity: PlasticityConfig = field(default_factory=PlasticityConfig)
@@ -317,9 +335,20 @@ def validate_agent(cfg: AgentConfig) -> None:
         raise ConfigError("lr_end, weight_decay and bc_alpha must be >= 0")
     if cfg.lr_warmup < 0:
         raise ConfigError(f"lr_warmup must be >= 0, got {cfg.lr_warmup}")
+    validate_algo(cfg)
     if cfg.weight_decay > 0 and cfg.optimizer == "adam":
         raise ConfigError("weight_decay > 0 needs --optimizer adamw (or kron)")
     validate_plasticity(cfg.plasticity, cfg.agent)
+
+
+def validate_algo(cfg: AgentConfig) -> None:
+    """Raise ConfigError for an invalid TD3/DDPG setting."""
+    if cfg.algo not in ALGOS:
+        raise ConfigError(f"unknown algo {cfg.algo!r}; choose one of {', '.join(ALGOS)}")
+    if min(cfg.expl_noise, cfg.target_noise, cfg.target_noise_clip, cfg.noise_color) < 0:
+        raise ConfigError("expl_noise, target_noise, target_noise_clip, noise_color must be >= 0")
+    if cfg.policy_delay < 1 or cfg.noise_horizon < 2:
+        raise ConfigError("policy_delay must be >= 1 and noise_horizon >= 2")
 
 
 def validate_plasticity(cfg: PlasticityConfig, agent: str) -> None:

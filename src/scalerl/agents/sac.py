@@ -16,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from scalerl.agents import interventions, losses
+from scalerl.agents import deterministic as dpg
+from scalerl.agents import interventions, losses, noise
 from scalerl.agents.state import NetState, SACState, apply_gradients, polyak
 from scalerl.buffers.replay import Batch
 from scalerl.config import AgentConfig
@@ -113,11 +114,27 @@ class SAC:
             reward_stats=reward_scale_init(),
             rng=rng,
             updates=jnp.int32(0),
-            extras=interventions.init_extras(self.cfg.plasticity, actor_params, critic_params),
+            extras=self._init_extras(key, actor_params, critic_params),
         )
         # Distinct buffers for every leaf (the target starts equal to the critic), so the whole
         # state can be donated to a jitted step.
         return jax.tree_util.tree_map(lambda x: jnp.array(x, copy=True), state)
+
+    def _init_extras(self, key: jax.Array, actor_params: Any, critic_params: Any) -> dict:
+        """Intervention state, plus TD3's target actor and coloured-noise state when used."""
+        extras = interventions.init_extras(self.cfg.plasticity, actor_params, critic_params)
+        if self.cfg.algo == "td3":
+            extras["target_actor"] = actor_params
+        if self._coloured:
+            noise_key = jax.random.fold_in(key, 1)  # SAC's key streams stay unchanged
+            extras["noise"] = noise.noise_init(
+                noise_key, self.cfg.noise_color, self.cfg.noise_horizon, self.action_dim
+            )
+        return extras
+
+    @property
+    def _coloured(self) -> bool:
+        return self.cfg.algo != "sac" and self.cfg.noise_color > 0
 
     def _init_critic(self, key: jax.Array, obs: jax.Array, act: jax.Array) -> Any:
         """Ensemble parameters (num_qs, ...) from independently initialised members.
@@ -146,7 +163,26 @@ class SAC:
         mean, log_std = self.actor.apply({"params": params}, self.normalize_obs(state, obs))
         if deterministic:
             return jnp.tanh(mean)
+        if self.cfg.algo != "sac":  # TD3/DDPG: white Gaussian exploration noise
+            return dpg.perturb(jnp.tanh(mean), key, self.cfg.expl_noise)
         return losses.tanh_gaussian_sample(key, mean, log_std)[0]
+
+    def explore(
+        self, state: SACState, obs: jax.Array, key: jax.Array, restart: jax.Array
+    ) -> tuple[SACState, jax.Array]:
+        """The data-collection action for `obs` (d_o,) and the state with advanced noise.
+
+        SAC samples its policy; TD3/DDPG add exploration noise to the deterministic action:
+        white, or power-law noise whose sequence restarts when `restart` (an episode ended).
+        """
+        if not self._coloured:
+            return state, self.act(state, obs, key)
+        beta = self.cfg.noise_color
+        eps, new_noise = noise.noise_next(state.extras["noise"], key, beta, restart > 0)
+        params = self._acting_params(state)
+        clean = dpg.policy(self, params, self.normalize_obs(state, obs))
+        action = jnp.clip(clean + self.cfg.expl_noise * eps, -1.0, 1.0)
+        return state.replace(extras=state.extras | {"noise": new_noise}), action
 
     def eval_actor_params(self, state: SACState) -> Any:
         """Actor parameters used for evaluation (spec plasticity §2.1: report the tortoise)."""
@@ -214,6 +250,11 @@ class SAC:
         self, state: SACState, obs: jax.Array, data_action: jax.Array, key: jax.Array
     ) -> tuple[Any, Metrics]:
         """Gradient of E[alpha log pi(a|s) - min_j Q_j(s, a)] (+ BC term offline) (spec 2.2)."""
+        if self.cfg.algo != "sac":
+            return jax.grad(
+                lambda p: dpg.actor_loss(self, state, p, obs, data_action, key),
+                has_aux=True,
+            )(state.actor.params)
         alpha = jnp.exp(state.temp.params["log_temp"])
 
         def loss_fn(params: Any) -> tuple[jax.Array, Metrics]:
@@ -252,9 +293,13 @@ class SAC:
     ) -> jax.Array:
         """Target distribution (B, K) or scalar target (B,) from the new actor and alpha."""
         next_obs = self.normalize_obs(state, batch.next_obs)
-        mean, log_std = self.actor.apply({"params": actor_params}, next_obs)
-        next_action, next_log_prob = losses.tanh_gaussian_sample(key, mean, log_std)
-        entropy_term = alpha * next_log_prob
+        if self.cfg.algo == "sac":
+            mean, log_std = self.actor.apply({"params": actor_params}, next_obs)
+            next_action, next_log_prob = losses.tanh_gaussian_sample(key, mean, log_std)
+            entropy_term = alpha * next_log_prob
+        else:
+            next_action = dpg.target_action(self, state, actor_params, next_obs, key)
+            entropy_term = jnp.zeros(batch.reward.shape, jnp.float32)
         out = self._critic_out(state.target_params, next_obs, next_action)
         next_q = self._q_values(out)
         reward = self._scaled_reward(state, batch.reward)
@@ -303,12 +348,16 @@ class SAC:
         rng, actor_key, critic_key = jax.random.split(state.rng, 3)
         obs = self.normalize_obs(state, batch.obs)
         actor, actor_info = self._actor_step(state, obs, batch.action, actor_key)
-        temp, temp_info = self._temperature_step(state.temp, actor_info["train/entropy"])
-        alpha = jnp.exp(temp.params["log_temp"])
+        temp, temp_info, alpha = state.temp, {}, jnp.float32(0.0)
+        if self.cfg.algo == "sac":
+            temp, temp_info = self._temperature_step(state.temp, actor_info["train/entropy"])
+            alpha = jnp.exp(temp.params["log_temp"])
         target = self._critic_target(state, actor.params, alpha, batch, critic_key)
         critic, critic_info = self._critic_step(state, obs, batch, target)
         target_params = polyak(state.target_params, critic.params, self.cfg.tau)
         extras = state.extras
+        if self.cfg.algo == "td3":
+            actor, target_params, extras = self._td3_delay(state, actor, target_params)
         if self.cfg.plasticity.hare_tortoise:
             nets = {"actor": actor.params, "critic": critic.params}
             nets, target_params, extras = interventions.hare_tortoise_step(
@@ -328,6 +377,22 @@ class SAC:
         reward = self._scaled_reward(state, batch.reward)
         extra = {"train/reward_mean": jnp.mean(reward), "train/reward_max": jnp.max(reward)}
         return new_state, actor_info | temp_info | critic_info | extra
+
+    def _td3_delay(
+        self, state: SACState, actor: NetState, target_params: Any
+    ) -> tuple[NetState, Any, dict]:
+        """TD3: keep the actor and target networks unless this update is a policy update
+        (every `policy_delay` updates); Polyak-average the target actor when it is."""
+        do = state.updates % self.cfg.policy_delay == 0
+        actor = dpg.delayed(do, actor, state.actor)
+        target_params = dpg.delayed(do, target_params, state.target_params)
+        old = state.extras["target_actor"]
+        new = polyak(old, actor.params, self.cfg.tau)
+        return (
+            actor,
+            target_params,
+            state.extras | {"target_actor": dpg.delayed(do, new, old)},
+        )
 
     def update_many(self, state: SACState, batches: Batch) -> tuple[SACState, Metrics]:
         """`update` over the leading axis of `batches` with lax.scan; metrics averaged."""
@@ -382,7 +447,12 @@ class SAC:
             nets[net] = NetState(params, opt_state)
         target = interventions.reset_target(pc, state.target_params, fresh.target_params)
         temp = fresh.temp if pc.reset == "full" else state.temp
-        return state.replace(**nets, target_params=target, temp=temp)
+        extras = state.extras
+        if "target_actor" in extras:  # TD3's target actor is re-drawn like the target critic
+            old = extras["target_actor"]
+            new = interventions.reset_target(pc, old, fresh.extras["target_actor"])
+            extras = extras | {"target_actor": new}
+        return state.replace(**nets, target_params=target, temp=temp, extras=extras)
 
     def redo(self, state: SACState, fresh: SACState, batch: Batch) -> tuple[SACState, Metrics]:
         """Recycle tau-dormant units of the MLP actor and critic (ReDo, plasticity spec §4.3).

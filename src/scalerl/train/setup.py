@@ -38,7 +38,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     limit = cfg.max_episode_steps or preset.max_episode_steps
     agent = cfg.agent
     gamma = agent.gamma if agent.gamma is not None else discount_heuristic(limit, repeat)
-    use_cdq = agent.use_cdq if agent.use_cdq is not None else preset.episodic
+    use_cdq = agent.use_cdq if agent.use_cdq is not None else auto_cdq(preset.episodic, agent.algo)
     agent = dataclasses.replace(agent, gamma=gamma, use_cdq=use_cdq)
     resolved = dataclasses.replace(
         cfg,
@@ -50,6 +50,12 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     if resolved.env_steps < repeat:
         raise ConfigError(f"env_steps ({cfg.env_steps}) is below one agent step ({repeat} frames)")
     return resolved
+
+
+def auto_cdq(episodic: bool, algo: str) -> bool:
+    """Clipped double-Q when not set: on for episodic suites (spec 1.6) and always for TD3,
+    whose target is the minimum of two critics by definition."""
+    return episodic or algo == "td3"
 
 
 def agent_steps(cfg: TrainConfig) -> int:

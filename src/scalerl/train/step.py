@@ -56,7 +56,7 @@ def make_train_step(sac: SAC, num_updates: int, random_action: bool) -> StepFn:
         if random_action:
             action = jax.random.uniform(act_key, (sac.action_dim,), minval=-1.0, maxval=1.0)
         else:
-            action = sac.act(state, next_obs, act_key)
+            state, action = sac.explore(state, next_obs, act_key, done)
         return state, buffer, action, metrics
 
     return jax.jit(jax.vmap(step), donate_argnums=(0, 1))
