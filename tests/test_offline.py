@@ -10,9 +10,17 @@ import numpy as np
 import pytest
 
 from conftest import eval_returns, small_sac
+from scalerl.agents.losses import tanh_gaussian_sample
 from scalerl.buffers.replay import replay_init, replay_to_numpy
 from scalerl.cli import main, train_defaults
-from scalerl.config import OfflineConfig, TrainConfig, agent_preset, offline_updates, replace
+from scalerl.config import (
+    OfflineConfig,
+    TrainConfig,
+    agent_preset,
+    offline_preset,
+    offline_updates,
+    replace,
+)
 from scalerl.datasets import Dataset, load_any, save_any
 from scalerl.envs import make_env
 from scalerl.errors import CheckpointError, ConfigError, DatasetError
@@ -127,11 +135,17 @@ def pendulum_data(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def offline_run(tmp_path_factory, pendulum_data):
+    root = tmp_path_factory.mktemp("offline")
+    return offline_train.train_offline(_offline_cfg(root, pendulum_data))[0]
+
+
 # ------------------------------------------------------------------------ the offline loop
 
 
-def test_offline_run_layout_and_scores(tmp_path, pendulum_data):
-    run_dir = offline_train.train_offline(_offline_cfg(tmp_path, pendulum_data))[0]
+def test_offline_run_layout_and_scores(offline_run):
+    run_dir = offline_run
     record = json.loads((run_dir / "offline.json").read_text())
     assert record["dataset"]["transitions"] == 400
     assert record["dataset"]["updates"] == offline_updates(400, 32, 8.0) == 100
@@ -148,6 +162,47 @@ def test_offline_run_layout_and_scores(tmp_path, pendulum_data):
     assert [int(r["env_step"]) for r in losses] == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
     _, meta = load_checkpoint(run_dir / "checkpoint.msgpack", _template(run_dir))
     assert meta["updates"] == 100
+
+
+def test_offline_runs_evaluate_and_report(offline_run, tmp_path, capsys):
+    assert main(["evaluate", str(offline_run), "--episodes", "1"]) == 0
+    assert main(["report", str(offline_run), "--out", str(tmp_path / "rep"), "--reps", "50"]) == 0
+    assert (tmp_path / "rep" / "report.md").is_file()
+
+
+@pytest.mark.parametrize("agent", ["simba", "mlp"])
+def test_offline_trains_simba_and_mlp(agent, tmp_path, pendulum_data):
+    cfg = _offline_cfg(tmp_path, pendulum_data, epochs=2.0, eval_every=25, log_every=25)
+    cfg = replace(cfg, agent=replace(offline_preset(agent), **TINY))
+    run_dir = offline_train.train_offline(cfg)[0]
+    assert read_config(run_dir).agent.agent == agent
+    assert len(eval_returns(run_dir)) == 2  # update 0 and the end (25 updates)
+
+
+def test_bc_term_is_alpha_mean_abs_q_times_squared_error():
+    """Spec 4.1: L_actor += bc_alpha * stopgrad(mean |Q|) * mean (a - a_data)^2."""
+    with_bc, without = small_sac(bc_alpha=0.5), small_sac(bc_alpha=0.0)
+    state = with_bc.init(jax.random.PRNGKey(0))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (16, 5))
+    data_action = jax.random.uniform(jax.random.PRNGKey(2), (16, 2), minval=-1, maxval=1)
+    key = jax.random.PRNGKey(3)
+    _, a = with_bc._actor_grads(state, obs, data_action, key)
+    _, b = without._actor_grads(state, obs, data_action, key)
+    mean, log_std = with_bc.actor.apply({"params": state.actor.params}, obs)
+    action, _ = tanh_gaussian_sample(key, mean, log_std)
+    q = with_bc._q_values(with_bc._critic_out(state.critic.params, obs, action)).min(axis=0)
+    expected = 0.5 * np.mean(np.abs(q)) * np.mean(np.square(action - data_action))
+    diff = float(a["train/actor_loss"] - b["train/actor_loss"])
+    assert diff == pytest.approx(float(expected), rel=1e-4) and diff > 0
+
+
+def test_offline_lr_decays_to_1e5_over_half_the_updates(offline_run):
+    cfg = read_config(offline_run)
+    sac = build_agent(cfg, 3, 1)
+    assert float(sac.schedule(0)) == pytest.approx(1e-4)
+    assert float(sac.schedule(25)) == pytest.approx(5.5e-5)  # halfway through 50 decay steps
+    assert float(sac.schedule(50)) == pytest.approx(1e-5)
+    assert float(sac.schedule(100)) == pytest.approx(1e-5)
 
 
 def _metrics(run_dir):
@@ -266,8 +321,8 @@ def test_dataset_cli_writes_files(online_run, tmp_path, capsys):
 # ------------------------------------------------------------------------ offline-to-online
 
 
-def test_init_from_takes_networks_and_normalizers_with_fresh_optimizer(tmp_path, pendulum_data):
-    off = offline_train.train_offline(_offline_cfg(tmp_path, pendulum_data))[0]
+def test_init_from_takes_networks_and_normalizers_with_fresh_optimizer(offline_run):
+    off = offline_run
     defaults = train_defaults(["--init-from", str(off)])
     assert defaults.env == "Pendulum-v1" and defaults.agent.bc_alpha == 0.0
     assert defaults.agent.actor_width == 16 and defaults.agent.lr_end == 5e-5
@@ -285,8 +340,8 @@ def test_init_from_takes_networks_and_normalizers_with_fresh_optimizer(tmp_path,
     np.testing.assert_array_equal(started.rng, fresh.rng)
 
 
-def test_init_from_with_other_networks_names_the_fix(tmp_path, pendulum_data):
-    off = offline_train.train_offline(_offline_cfg(tmp_path, pendulum_data))[0]
+def test_init_from_with_other_networks_names_the_fix(offline_run):
+    off = offline_run
     sac = small_sac()  # different sizes and dims
     fresh = sac.init_many(np.stack([jax.random.PRNGKey(0)]))
     with pytest.raises(CheckpointError, match="--init-from"):
@@ -309,8 +364,8 @@ def test_preload_fills_buffer_and_warms_normalizers(pendulum_data):
     np.testing.assert_allclose(warm.obs_stats.mean[0], data.observations.mean(0), atol=1e-4)
 
 
-def test_online_run_from_offline_run_with_preload(tmp_path, pendulum_data):
-    off = offline_train.train_offline(_offline_cfg(tmp_path, pendulum_data))[0]
+def test_online_run_from_offline_run_with_preload(tmp_path, pendulum_data, offline_run):
+    off = offline_run
     cfg = replace(
         train_defaults(["--init-from", str(off)]),
         init_from=off,

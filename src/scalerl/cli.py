@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import tyro
 
@@ -74,17 +74,24 @@ def parse_train(args: list[str]) -> TrainConfig:
     )
 
 
+def run_or_resume(args: list[str], command: str, start: Any, resume: Any) -> None:
+    """`scalerl COMMAND --resume DIR...` -> resume(dirs); else start(args); print the runs."""
+    if args[:1] == ["--resume"]:
+        if len(args) < 2 or any(a.startswith("-") for a in args[1:]):
+            raise ScalerlError(
+                f"usage: scalerl {command} --resume RUN_DIR [RUN_DIR ...] (no options)"
+            )
+        run_dirs = resume([Path(a) for a in args[1:]])
+    else:
+        run_dirs = start(args)
+    for run_dir in run_dirs:
+        print(f"run written to {run_dir}")
+
+
 def run_train(args: list[str]) -> None:
     from scalerl.train.loop import resume, train_seeds
 
-    if args[:1] == ["--resume"]:
-        if len(args) < 2 or any(a.startswith("-") for a in args[1:]):
-            raise ScalerlError("usage: scalerl train --resume RUN_DIR [RUN_DIR ...] (no options)")
-        run_dirs = resume([Path(a) for a in args[1:]])
-    else:
-        run_dirs = train_seeds(parse_train(args))
-    for run_dir in run_dirs:
-        print(f"run written to {run_dir}")
+    run_or_resume(args, "train", lambda a: train_seeds(parse_train(a)), resume)
 
 
 def evaluate(

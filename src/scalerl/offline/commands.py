@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import tyro
 
-from scalerl.cli import agent_from_args
+from scalerl.cli import agent_from_args, run_or_resume
 from scalerl.config import OfflineConfig, offline_preset
 from scalerl.errors import ScalerlError
 
@@ -32,14 +32,7 @@ def parse_offline(args: list[str]) -> OfflineConfig:
 def main_offline(args: list[str]) -> None:
     from scalerl.offline.train import resume_offline, train_offline
 
-    if args[:1] == ["--resume"]:
-        if len(args) < 2 or any(a.startswith("-") for a in args[1:]):
-            raise ScalerlError("usage: scalerl offline --resume RUN_DIR [RUN_DIR ...] (no options)")
-        run_dirs = resume_offline([Path(a) for a in args[1:]])
-    else:
-        run_dirs = train_offline(parse_offline(args))
-    for run_dir in run_dirs:
-        print(f"run written to {run_dir}")
+    run_or_resume(args, "offline", lambda a: train_offline(parse_offline(a)), resume_offline)
 
 
 def export(

@@ -42,6 +42,7 @@ from scalerl.train.setup import (
     config_from_dict,
     config_to_dict,
     create_run_dir,
+    open_logger,
     resolve,
     seed_configs,
     write_config,
@@ -283,16 +284,7 @@ def _open_seed(
         (run_dir / OFFLINE_NAME).write_text(json.dumps(record, indent=2) + "\n")
     else:
         resume_step = int(read_checkpoint_meta(run_dir / CHECKPOINT_NAME)["updates"])
-    logger = Logger(
-        run_dir,
-        f"{cfg.agent.agent}-offline",
-        cfg.env,
-        cfg.seed,
-        tensorboard=cfg.tensorboard,
-        wandb_project=cfg.wandb_project,
-        wandb_config=config_to_dict(cfg),
-        resume_step=resume_step,
-    )
+    logger = open_logger(cfg, run_dir, resume_step, f"{cfg.agent.agent}-offline")
     return OfflineSeed(cfg, run_dir, env, logger)
 
 

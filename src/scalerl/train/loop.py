@@ -48,6 +48,7 @@ from scalerl.train.setup import (
     build_agent,
     config_to_dict,
     create_run_dir,
+    open_logger,
     read_config,
     replay_capacity,
     resolve,
@@ -247,22 +248,9 @@ def _open_seed(cfg: TrainConfig, run_dir: Path | None) -> SeedRun:
     if run_dir is None:
         run_dir = create_run_dir(cfg)
         write_config(run_dir, cfg)
-        logger = _open_logger(cfg, run_dir, None)
+        logger = open_logger(cfg, run_dir, None)
     actions = ActionLog(agent_steps(cfg), env.action_space.shape[0])
     return SeedRun(cfg, run_dir, env, eval_env, logger, actions)
-
-
-def _open_logger(cfg: TrainConfig, run_dir: Path, resume_step: int | None) -> Logger:
-    return Logger(
-        run_dir,
-        cfg.agent.agent,
-        cfg.env,
-        cfg.seed,
-        tensorboard=cfg.tensorboard,
-        wandb_project=cfg.wandb_project,
-        wandb_config=config_to_dict(cfg),
-        resume_step=resume_step,
-    )
 
 
 def _open_run(cfg: TrainConfig, run_dirs: list[Path | None]) -> Run:
@@ -322,7 +310,7 @@ def _restore_seed(run: Run, seed_run: SeedRun, tree: dict, meta: dict) -> np.nda
         seed_run.eval_env.reset()
     seed_run.episode_return, seed_run.episode_length = meta["episode"]
     seed_run.acc.load_state(meta["acc"])
-    seed_run.logger = _open_logger(seed_run.cfg, seed_run.run_dir, int(meta["env_step"]))
+    seed_run.logger = open_logger(seed_run.cfg, seed_run.run_dir, int(meta["env_step"]))
     return obs
 
 

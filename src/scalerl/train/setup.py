@@ -21,6 +21,7 @@ from scalerl.config import (
 )
 from scalerl.envs import discount_heuristic, suite_preset
 from scalerl.errors import ConfigError, ScalerlError
+from scalerl.train.logging import Logger
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_NAME = "checkpoint.msgpack"
@@ -138,6 +139,29 @@ def config_from_dict(data: dict[str, Any], kind: type = TrainConfig) -> Any:
         return kind(**rest, agent=agent)
     except (TypeError, KeyError) as err:
         raise ConfigError(f"config file does not match this scalerl version ({err})") from None
+
+
+def open_logger(
+    cfg: TrainConfig, run_dir: Path, resume_step: int | None, exp_name: str | None = None
+) -> Logger:
+    """The run's logger (metrics.csv, TensorBoard, W&B); `resume_step` truncates to that step.
+
+    Args:
+        cfg: The seed's resolved config.
+        run_dir: Its run directory.
+        resume_step: Step (x-axis value) a resumed run continues from, or None.
+        exp_name: The exp_name column (default: the agent name).
+    """
+    return Logger(
+        run_dir,
+        exp_name or cfg.agent.agent,
+        cfg.env,
+        cfg.seed,
+        tensorboard=cfg.tensorboard,
+        wandb_project=cfg.wandb_project,
+        wandb_config=config_to_dict(cfg),
+        resume_step=resume_step,
+    )
 
 
 def write_config(run_dir: Path, cfg: TrainConfig) -> None:
