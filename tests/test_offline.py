@@ -144,12 +144,13 @@ def offline_run(tmp_path_factory, pendulum_data):
 # ------------------------------------------------------------------------ the offline loop
 
 
-def test_offline_run_layout_and_scores(offline_run):
+def test_offline_run_layout_and_scores(offline_run, pendulum_data):
     run_dir = offline_run
     record = json.loads((run_dir / "offline.json").read_text())
     assert record["dataset"]["transitions"] == 400
     assert record["dataset"]["updates"] == offline_updates(400, 32, 8.0) == 100
     assert record["dataset"]["ref_scores"] == [-1200.0, -200.0]
+    assert record["config"]["dataset"] == str(pendulum_data.resolve())  # resumable from any cwd
     assert (run_dir / "checkpoint.msgpack").is_file()
     cfg = read_config(run_dir)  # config.json is a TrainConfig: evaluate/init-from read it
     assert cfg.env == "Pendulum-v1" and cfg.agent.bc_alpha == 0.1

@@ -38,6 +38,7 @@ from scalerl.train.evaluate import evaluate_batch, make_policy
 from scalerl.train.logging import Logger, MeanAccumulator
 from scalerl.train.setup import (
     CHECKPOINT_NAME,
+    absolute,
     build_agent,
     config_from_dict,
     config_to_dict,
@@ -280,6 +281,7 @@ def _open_seed(
         run_dir = create_run_dir(cfg)
         write_config(run_dir, cfg)
         one = dataclasses.replace(offline, seed=cfg.seed, seeds=None, num_seeds=1, name=cfg.name)
+        one = dataclasses.replace(one, dataset=absolute(one.dataset))
         record = {"config": config_to_dict(one), "dataset": info}
         (run_dir / OFFLINE_NAME).write_text(json.dumps(record, indent=2) + "\n")
     else:

@@ -46,11 +46,18 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         action_repeat=repeat,
         max_episode_steps=limit,
         eval_every=cfg.eval_every or preset.eval_every,
+        init_from=absolute(cfg.init_from),
+        preload_dataset=absolute(cfg.preload_dataset),
         agent=agent,
     )
     if resolved.env_steps < repeat:
         raise ConfigError(f"env_steps ({cfg.env_steps}) is below one agent step ({repeat} frames)")
     return resolved
+
+
+def absolute(path: Path | None) -> Path | None:
+    """An absolute path (so config.json stays valid from any working directory), or None."""
+    return None if path is None else Path(path).resolve()
 
 
 def auto_cdq(episodic: bool, algo: str) -> bool:
