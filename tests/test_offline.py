@@ -386,3 +386,16 @@ def test_online_run_from_offline_run_with_preload(tmp_path, pendulum_data, offli
     assert len(list_checkpoints(run_dir)) == 1
     exported = export_buffer(run_dir)
     assert len(exported) == 460  # 400 preloaded + 60 online transitions
+
+
+def test_offline_seeds_are_vmapped_into_single_run_directories(tmp_path, pendulum_data):
+    both = _offline_cfg(tmp_path, pendulum_data, seeds="0,1", name="pair", epochs=2.0)
+    dirs = offline_train.train_offline(both)
+    assert [d.name for d in dirs] == ["pair-s0", "pair-s1"]
+    single = _offline_cfg(tmp_path, pendulum_data, seed=1, name="one", epochs=2.0)
+    alone = offline_train.train_offline(single)[0]
+    a, _ = load_checkpoint(dirs[1] / "checkpoint.msgpack", _template(alone))
+    b, _ = load_checkpoint(alone / "checkpoint.msgpack", _template(alone))
+    for x, y in zip(jax.tree.leaves(a.actor.params), jax.tree.leaves(b.actor.params), strict=True):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+    assert json.loads((dirs[1] / "offline.json").read_text())["config"]["seed"] == 1
