@@ -23,9 +23,8 @@ SIZES = {
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("agent", ["simbav2", "simba", "mlp"])
-def test_agent_swings_up_pendulum(agent, tmp_path):
+def _pendulum_run(tmp_path, name: str, agent) -> list[float]:
+    """Evaluation returns of a 7,000-step Pendulum-v1 run (1,000 random steps, UTD 1)."""
     cfg = TrainConfig(
         env="Pendulum-v1",
         seed=0,
@@ -37,11 +36,18 @@ def test_agent_swings_up_pendulum(agent, tmp_path):
         progress=False,
         tensorboard=False,
         run_root=tmp_path,
-        name=agent,
-        agent=replace(agent_preset(agent), **SIZES[agent]),
+        name=name,
+        agent=agent,
     )
     returns = eval_returns(train(cfg))
     assert returns[0] < -900.0, f"untrained policy should fail, got {returns[0]:.0f}"
+    return returns
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", ["simbav2", "simba", "mlp"])
+def test_agent_swings_up_pendulum(agent, tmp_path):
+    returns = _pendulum_run(tmp_path, agent, replace(agent_preset(agent), **SIZES[agent]))
     assert max(returns[-3:]) > THRESHOLD, f"{agent} eval returns: {[round(r) for r in returns]}"
 
 
@@ -52,20 +58,6 @@ def test_deterministic_algos_swing_up_pendulum(algo, tmp_path):
 
     When written, seed 0 reached -332 (TD3) and -151 (DDPG) at 6k steps, from about -1250.
     """
-    cfg = TrainConfig(
-        env="Pendulum-v1",
-        seed=0,
-        env_steps=7_000,
-        warmup_steps=1_000,
-        utd=1.0,
-        eval_every=1_000,
-        eval_episodes=5,
-        progress=False,
-        tensorboard=False,
-        run_root=tmp_path,
-        name=algo,
-        agent=replace(agent_preset("mlp"), algo=algo, **SIZES["mlp"]),
-    )
-    returns = eval_returns(train(cfg))
-    assert returns[0] < -900.0, f"untrained policy should fail, got {returns[0]:.0f}"
+    agent = replace(agent_preset("mlp"), algo=algo, **SIZES["mlp"])
+    returns = _pendulum_run(tmp_path, algo, agent)
     assert max(returns[-3:]) > THRESHOLD, f"{algo} eval returns: {[round(r) for r in returns]}"
