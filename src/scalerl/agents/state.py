@@ -6,6 +6,7 @@ from typing import Any
 
 import flax.struct
 import jax
+import numpy as np
 import optax
 
 from scalerl.normalizers import RewardScaleState, RunningStats
@@ -45,6 +46,11 @@ class SACState:
     rng: jax.Array
     updates: jax.Array
     extras: Any
+
+
+def take_seed(tree: Any, i: int) -> Any:
+    """Seed `i`'s slice (as host arrays) of a tree with a leading seed axis."""
+    return jax.tree_util.tree_map(lambda x: np.asarray(x)[i], tree)
 
 
 def apply_gradients(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ def collect(run_dir: Path, spec: CollectSpec) -> Dataset:
     if spec.random_episodes > 0:
         refs["ref_min_score"] = random_return(env, spec.random_episodes, rng)
     env.close()
-    return Dataset(**{**dataset.__dict__, "metadata": dataset.metadata | refs})
+    return replace(dataset, metadata=dataset.metadata | refs)
 
 
 def _check_spec(spec: CollectSpec) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
 
 from scalerl.agents.sac import SAC
-from scalerl.agents.state import SACState
+from scalerl.agents.state import SACState, take_seed
 from scalerl.buffers.replay import ReplayState, Transition, replay_add_batch
 from scalerl.config import TrainConfig
 from scalerl.datasets import Dataset, load_any, validate_dataset
@@ -51,7 +50,7 @@ def initial_state(
     the normalisers are warmed up on the dataset as offline training does.
     """
     if init_from is not None:
-        saved = load_init(init_from, _take(states, 0))
+        saved = load_init(init_from, take_seed(states, 0))
         return jax.vmap(_merge, in_axes=(0, None))(states, saved)
     if preload is not None:
         return warm_seed_states(sac, states, preload)
@@ -84,7 +83,3 @@ def _merge(fresh: SACState, saved: SACState) -> SACState:
         obs_stats=saved.obs_stats,
         reward_stats=saved.reward_stats,
     )
-
-
-def _take(tree: Any, i: int) -> Any:
-    return jax.tree_util.tree_map(lambda x: np.asarray(x)[i], tree)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 import scalerl
 from scalerl.agents.sac import SAC
-from scalerl.agents.state import SACState
+from scalerl.agents.state import SACState, take_seed
 from scalerl.analysis.plots import plot_learning_curve
 from scalerl.buffers.replay import ReplayState, replay_from_numpy, replay_sample_many
 from scalerl.config import OfflineConfig, TrainConfig, offline_updates, seed_list, validate_offline
@@ -35,7 +35,7 @@ from scalerl.offline.scores import normalized_score, reference_range
 from scalerl.offline.warmup import warm_seed_states
 from scalerl.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from scalerl.train.evaluate import evaluate_batch, make_policy
-from scalerl.train.logging import Logger, MeanAccumulator
+from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
 from scalerl.train.setup import (
     CHECKPOINT_NAME,
     absolute,
@@ -45,6 +45,7 @@ from scalerl.train.setup import (
     create_run_dir,
     open_logger,
     resolve,
+    safe_name,
     seed_configs,
     write_config,
 )
@@ -94,7 +95,7 @@ class OfflineRun:
 
     def checkpoint(self, states: SACState, updates: int, name: str = CHECKPOINT_NAME) -> None:
         for i, seed in enumerate(self.seeds):
-            save_checkpoint(seed.run_dir / name, _take(states, i), self.meta(seed, updates))
+            save_checkpoint(seed.run_dir / name, take_seed(states, i), self.meta(seed, updates))
 
     def evaluate(self, states: SACState, updates: int) -> None:
         envs = [s.eval_env for s in self.seeds]
@@ -112,10 +113,6 @@ class OfflineRun:
         for seed in self.seeds:
             seed.logger.close()
             seed.eval_env.close()
-
-
-def _take(tree: Any, i: int) -> Any:
-    return jax.tree_util.tree_map(lambda x: np.asarray(x)[i], tree)
 
 
 # ------------------------------------------------------------------------------ entry points
@@ -227,8 +224,7 @@ def as_train_config(cfg: OfflineConfig, dataset: Dataset, rows: int) -> TrainCon
 
 
 def _default_name(cfg: OfflineConfig, env: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "_.-" else "-" for c in env)
-    base = f"{cfg.agent.agent}-offline-{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = f"{cfg.agent.agent}-offline-{safe_name(env)}-{time.strftime('%Y%m%d-%H%M%S')}"
     return base if len(seed_list(cfg)) > 1 else f"{base}-s{cfg.seed}"
 
 
@@ -376,11 +372,11 @@ def _record(run: OfflineRun, states: SACState, metrics: dict, u: int) -> None:
     """Accumulate each seed's metrics; stop on a non-finite loss (state saved first)."""
     for i, seed in enumerate(run.seeds):
         values = {k: v[i] for k, v in metrics.items()}
-        bad = [k for k, v in values.items() if k.endswith("_loss") and not np.isfinite(v)]
-        if bad:
+        bad = nonfinite_loss(values)
+        if bad is not None:
             run.checkpoint(states, u, "checkpoint_nan.msgpack")
             raise TrainingError(
-                f"{bad[0]} became {values[bad[0]]} by update {u} (seed {seed.cfg.seed}); state "
+                f"{bad} became {values[bad]} by update {u} (seed {seed.cfg.seed}); state "
                 f"saved to checkpoint_nan.msgpack; try a lower learning rate or check the data"
             )
         seed.acc.add(values)

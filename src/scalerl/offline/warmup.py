@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scalerl.agents.sac import SAC
-from scalerl.agents.state import SACState
+from scalerl.agents.state import SACState, take_seed
 from scalerl.datasets import Dataset
 from scalerl.normalizers import reward_scale_update, stats_update
 
@@ -61,7 +61,7 @@ def warm_seed_states(sac: SAC, states: SACState, dataset: Dataset) -> SACState:
 
     Episode ends for the return recursion are the dataset's terminal or timeout rows.
     """
-    one = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], states)
+    one = take_seed(states, 0)
     dones = np.logical_or(dataset.terminals, dataset.timeouts).astype(np.float32)
     warm = warm_normalizers(sac, one, dataset.observations, dataset.rewards, dones)
 

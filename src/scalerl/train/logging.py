@@ -428,6 +428,11 @@ class Logger:
         self.close()
 
 
+def nonfinite_loss(metrics: Mapping[str, Any]) -> str | None:
+    """The first `*_loss` key whose value is NaN or inf, else None."""
+    return next((k for k, v in metrics.items() if k.endswith("_loss") and not np.isfinite(v)), None)
+
+
 class MeanAccumulator:
     """Averages scalar metrics between two log points (like SimbaV2's ``AverageMeter``).
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 import scalerl
 from scalerl.agents.sac import SAC
-from scalerl.agents.state import SACState
+from scalerl.agents.state import SACState, take_seed
 from scalerl.analysis.plots import plot_learning_curve
 from scalerl.buffers.replay import Transition, replay_init
 from scalerl.config import TrainConfig, seed_list
@@ -33,7 +33,7 @@ from scalerl.offline.finetune import initial_state, load_preload, preload_buffer
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.evaluate import evaluate_batch, make_policy
 from scalerl.train.hooks import Hooks
-from scalerl.train.logging import Logger, MeanAccumulator
+from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
 from scalerl.train.resume import (
     ActionLog,
     LoopCounters,
@@ -183,15 +183,10 @@ class Run:
     def checkpoint(self, states: SACState, buffers: Any, actions: np.ndarray) -> None:
         """The agent checkpoint (for evaluate) and the full resume checkpoint of every seed."""
         for i, seed_run in enumerate(self.seeds):
-            state = take(states, i)
+            state = take_seed(states, i)
             seed_run.checkpoint(state, self.counters.t)
-            tree = {"agent": state, "buffer": take(buffers, i), "next_action": actions[i]}
+            tree = {"agent": state, "buffer": take_seed(buffers, i), "next_action": actions[i]}
             seed_run.save_resume(tree, self.counters)
-
-
-def take(tree: Any, i: int) -> Any:
-    """Seed `i`'s slice of a tree with a leading seed axis."""
-    return jax.tree_util.tree_map(lambda x: np.asarray(x)[i], tree)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -391,12 +386,12 @@ def _check_losses(
     seed_run: SeedRun, states: SACState, i: int, metrics: dict[str, Any], t: int
 ) -> None:
     """Stop on a non-finite loss: save seed i's state and name the loss (no silent divergence)."""
-    for key, value in metrics.items():
-        if key.endswith("_loss") and not np.isfinite(value):
-            seed_run.checkpoint(take(states, i), t, "checkpoint_nan.msgpack")
-            env_step = t * seed_run.cfg.action_repeat
-            raise TrainingError(
-                f"{key} became {value} at env step {env_step} (seed {seed_run.cfg.seed}); state "
-                f"saved to {seed_run.run_dir / 'checkpoint_nan.msgpack'}; try a lower learning "
-                "rate or check the environment's rewards"
-            )
+    key = nonfinite_loss(metrics)
+    if key is not None:
+        seed_run.checkpoint(take_seed(states, i), t, "checkpoint_nan.msgpack")
+        env_step = t * seed_run.cfg.action_repeat
+        raise TrainingError(
+            f"{key} became {metrics[key]} at env step {env_step} (seed {seed_run.cfg.seed}); "
+            f"state saved to {seed_run.run_dir / 'checkpoint_nan.msgpack'}; try a lower learning "
+            "rate or check the environment's rewards"
+        )

@@ -85,9 +85,13 @@ def build_agent(cfg: TrainConfig, obs_dim: int, action_dim: int) -> SAC:
 
 def default_run_name(cfg: TrainConfig, stamp: str | None = None) -> str:
     """<agent>-<env>-s<seed>-<YYYYmmdd-HHMMSS>, with characters safe for a directory name."""
-    env = re.sub(r"[^A-Za-z0-9_.-]+", "-", cfg.env)
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
-    return f"{cfg.agent.agent}-{env}-s{cfg.seed}-{stamp}"
+    return f"{cfg.agent.agent}-{safe_name(cfg.env)}-s{cfg.seed}-{stamp}"
+
+
+def safe_name(text: str) -> str:
+    """`text` with every run of characters unsafe in a directory name replaced by '-'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
 
 
 def seed_configs(cfg: TrainConfig) -> list[TrainConfig]:
