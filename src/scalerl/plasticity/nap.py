@@ -9,6 +9,15 @@ constant (§1.5) and any decay must come from an explicit schedule (eq. 5).
 Masks are static pytrees of Python bools (from `roles.mask_for`). `batch_dims` counts leading
 axes that index independent tensors, e.g. 1 for a critic ensemble whose leaves carry a leading
 ``num_qs`` axis: each member then gets its own radius.
+
+Convolution kernels ``(kh, kw, c_in, c_out)`` are projected like dense kernels: one Frobenius
+norm over the whole kernel, back to its initial value (the default, ``per_channel=False``). A
+LayerNorm over the channels of every position (scalerl's conv torsos) is invariant to scaling
+the whole kernel, not one output channel, so the whole kernel is the scale-invariant group;
+this is also what published NaP code does on Atari's conv layers (per weight tensor).
+``per_channel=True`` instead keeps each output channel's ``(kh, kw, c_in)`` slice (each column
+of a dense kernel) at its own initial norm: the exact symmetry under per-channel normalisation
+(BatchNorm, GroupNorm with one channel per group), where each channel is scale-invariant.
 """
 
 from __future__ import annotations
@@ -36,9 +45,14 @@ def nap_mask(labels: Any, project_output: bool = False) -> Any:
     return mask_for(labels, *roles)
 
 
-def tensor_norm(x: jax.Array, batch_dims: int = 0) -> jax.Array:
-    """Frobenius norm over all but the first `batch_dims` axes, in float32 (spec §0)."""
-    axes = tuple(range(batch_dims, x.ndim))
+def tensor_norm(x: jax.Array, batch_dims: int = 0, per_channel: bool = False) -> jax.Array:
+    """Frobenius norm over all but the first `batch_dims` axes, in float32 (spec §0).
+
+    With `per_channel`, the last (output-channel) axis is kept too: one norm per output
+    channel of a conv kernel or per column of a dense kernel, shape
+    ``x.shape[:batch_dims] + x.shape[-1:]``.
+    """
+    axes = tuple(range(batch_dims, x.ndim - (1 if per_channel else 0)))
     return jnp.sqrt(jnp.sum(jnp.square(x.astype(jnp.float32)), axis=axes))
 
 
@@ -48,29 +62,44 @@ def _expand(r: jax.Array, ndim: int) -> jax.Array:
     return r.reshape(r.shape + (1,) * (ndim - r.ndim))
 
 
-def init_radii(params: Any, mask: Any, batch_dims: int = 0) -> Any:
-    """Radius ρ = ‖W^{(0)}‖ per masked tensor, zeros elsewhere (spec §1.3).
+def _broadcastable(r: jax.Array, ndim: int, per_channel: bool) -> jax.Array:
+    """A radius or norm shaped for a rank-`ndim` leaf (per channel: singletons before c_out)."""
+    if not per_channel:
+        return _expand(r, ndim)
+    r = jnp.asarray(r, jnp.float32)
+    return r.reshape(r.shape[:-1] + (1,) * (ndim - r.ndim) + r.shape[-1:])
+
+
+def init_radii(params: Any, mask: Any, batch_dims: int = 0, per_channel: bool = False) -> Any:
+    """Radius ρ = ‖W^{(0)}‖ per masked tensor (or output channel), zeros elsewhere (spec §1.3).
 
     Returns a pytree shaped like `params` whose leaves are float32 arrays of shape
-    ``leaf.shape[:batch_dims]`` (scalars when `batch_dims` is 0).
+    ``leaf.shape[:batch_dims]`` (scalars when `batch_dims` is 0), with the output-channel axis
+    ``leaf.shape[-1:]`` appended when `per_channel`.
     """
 
     def radius(leaf: jax.Array, selected: bool) -> jax.Array:
         if selected:
-            return tensor_norm(leaf, batch_dims)
-        return jnp.zeros(leaf.shape[:batch_dims], jnp.float32)
+            return tensor_norm(leaf, batch_dims, per_channel)
+        channels = leaf.shape[-1:] if per_channel else ()
+        return jnp.zeros(leaf.shape[:batch_dims] + channels, jnp.float32)
 
     return jax.tree_util.tree_map(radius, params, mask)
 
 
-def project_to_radii(params: Any, radii: Any, mask: Any, batch_dims: int = 0) -> Any:
-    """W ← ρ · W / max(‖W‖, 1e-12) on masked leaves, identity elsewhere (spec §1.3 eq. 1)."""
+def project_to_radii(
+    params: Any, radii: Any, mask: Any, batch_dims: int = 0, per_channel: bool = False
+) -> Any:
+    """W ← ρ · W / max(‖W‖, 1e-12) on masked leaves, identity elsewhere (spec §1.3 eq. 1).
+
+    With `per_channel`, the norm and radius are those of each output channel (last axis).
+    """
 
     def project(leaf: jax.Array, radius: jax.Array, selected: bool) -> jax.Array:
         if not selected:
             return leaf
-        norm = jnp.maximum(tensor_norm(leaf, batch_dims), EPS)
-        factor = _expand(radius / norm, leaf.ndim)
+        norm = jnp.maximum(tensor_norm(leaf, batch_dims, per_channel), EPS)
+        factor = _broadcastable(radius / norm, leaf.ndim, per_channel)
         return (leaf.astype(jnp.float32) * factor).astype(leaf.dtype)
 
     return jax.tree_util.tree_map(project, params, radii, mask)
@@ -150,6 +179,7 @@ def nap_transform(
     every: int = 1,
     batch_dims: int = 0,
     norm_labels: Any | None = None,
+    per_channel: bool = False,
 ) -> optax.GradientTransformation:
     """Projection as the last optax transform: u' = P(θ + u) − θ when count % every == 0.
 
@@ -166,11 +196,12 @@ def nap_transform(
       batch_dims: leading axes indexing independent tensors (1 for a critic ensemble).
       norm_labels: role labels of the params; if given, normalisation layers' ``[γ; β]`` are
         also projected to √d on the same steps (spec §1.4 (b), mode ``joint_project``).
+      per_channel: one radius per output channel instead of per tensor (module docstring).
     """
     touched = _touched(mask, norm_labels)
 
     def init_fn(params: Any) -> NaPState:
-        r = init_radii(params, mask, batch_dims) if radii is None else radii
+        r = init_radii(params, mask, batch_dims, per_channel) if radii is None else radii
         return NaPState(count=jnp.zeros((), jnp.int32), radii=r)
 
     def update_fn(updates: Any, state: NaPState, params: Any = None) -> tuple[Any, NaPState]:
@@ -180,7 +211,7 @@ def nap_transform(
         if every <= 0:
             return updates, new_state
         stepped = optax.apply_updates(params, updates)
-        target = project_to_radii(stepped, state.radii, mask, batch_dims)
+        target = project_to_radii(stepped, state.radii, mask, batch_dims, per_channel)
         if norm_labels is not None:
             target = project_norm_params(target, norm_labels, "joint_project", batch_dims)
         due = state.count % every == 0

@@ -98,12 +98,107 @@ def mlp_links(params: Mapping[str, Any]) -> tuple[Link, ...]:
     return tuple(links)
 
 
+TRUNK_ENTRIES: tuple[ModulePath, ...] = (
+    ("encoder", "dense_0"),
+    ("encoder", "dense_0_pn", "dense_pn"),
+    ("encoder", "embedder"),
+    ("encoder", "embed", "dense_pn"),
+)
+"""First layer of the dense trunks of `networks/encoders.py` ReDo supports (MLP, SimBa, MSR)."""
+
+
+def _has_kernel(params: Mapping[str, Any], path: ModulePath) -> bool:
+    node: Any = params
+    for name in path:
+        if not isinstance(node, Mapping) or name not in node:
+            return False
+        node = node[name]
+    return isinstance(node, Mapping) and "kernel" in node
+
+
+def _consumers(params: Mapping[str, Any]) -> tuple[ModulePath, ...]:
+    """What reads the torso's output: the dense trunk's first layer, else the head kernels."""
+    entries = tuple(path for path in TRUNK_ENTRIES if _has_kernel(params, path))
+    return entries[:1] or _head_kernels(params)
+
+
+def _torso_module(torso: Mapping[str, Any], base: str) -> ModulePath | None:
+    """``("torso", base)`` or its LayerNorm variant ``base_pn``; None if absent."""
+    for name in (base, f"{base}_pn"):
+        if name in torso:
+            return ("torso", name)
+    return None
+
+
+def conv_links(params: Mapping[str, Any]) -> tuple[Link, ...]:
+    """Links of a conv torso (`networks/cnn.py`) and what follows it (Sokar et al. 2023 §3).
+
+    Nature-DQN and MinAtar: channel c of ``torso/conv_i`` (activation ``features_conv_i``)
+    feeds input channel c of ``conv_{i+1}``, and the last conv feeds the rows of the torso's
+    ``dense`` (or of the dense trunk's first layer when the torso ends at the flatten) that
+    read channel c at every spatial position. IMPALA: inside each residual block, channel c
+    of ``s{i}_b{j}_conv_0`` (``features_s{i}_b{j}``) feeds ``s{i}_b{j}_conv_1``; units on the
+    residual stream are not recycled (a skip connection bypasses their outgoing weights). The
+    torso's ``dense`` units (``features_dense``) feed the trunk's first layer or the heads.
+    Combine with `mlp_links` for an MLP trunk. The SimbaV2 trunk (hyperspherical, with an
+    appended shift input) is not supported.
+    """
+    torso = params.get("torso", {})
+    if not torso:
+        raise ValueError("conv_links needs conv torso params (torso/...); see networks/cnn.py")
+    if _has_kernel(params, ("encoder", "embedder", "w", "hyper_dense")):
+        raise ValueError("ReDo does not support the simbav2 trunk; use mlp, simba or msr")
+    after = _torso_module(torso, "dense")
+    after = (after,) if after else _consumers(params)
+    convs = sorted(int(n.split("_")[1]) for n in torso if n.startswith("conv_") and "norm" not in n)
+    links = []
+    for i in convs:
+        nxt = _torso_module(torso, f"conv_{i + 1}")
+        outgoing = (nxt,) if nxt else after
+        links.append(Link(f"features_conv_{i}", (_torso_module(torso, f"conv_{i}"),), outgoing))
+    blocks = sorted({n.rsplit("_conv_", 1)[0] for n in torso if "_b" in n and "norm" not in n})
+    for block in blocks:
+        first, second = (_torso_module(torso, f"{block}_conv_{k}") for k in (0, 1))
+        links.append(Link(f"features_{block}", (first,), (second,)))
+    dense = _torso_module(torso, "dense")
+    if dense:
+        links.append(Link("features_dense", (dense,), _consumers(params)))
+    return tuple(links)
+
+
+def _unit_columns(dead: jax.Array, ndim: int) -> jax.Array:
+    """Dormant mask (*ensemble, C) shaped for the output axis of a rank-`ndim` kernel.
+
+    Dense (d_in, C) -> (1, C); conv (kh, kw, c_in, C) -> (1, 1, 1, C): a channel's whole
+    incoming filter. Leading ensemble axes are kept.
+    """
+    lead = dead.shape[:-1]
+    return dead.reshape(lead + (1,) * (ndim - len(lead) - 1) + dead.shape[-1:])
+
+
+def _unit_rows(dead: jax.Array, kernel_shape: tuple[int, ...]) -> jax.Array:
+    """Dormant mask (*ensemble, C) shaped for the input axis (second-to-last) of a kernel.
+
+    A conv kernel (kh, kw, C, c_out) gets (1, 1, C, 1): every tap of the channel. A dense
+    kernel fed by flattened (H, W, C) conv features has H·W·C rows, channel fastest (flatten of
+    a channels-last map), so the mask is repeated H·W times: row r belongs to channel r mod C
+    (as dopamine's ReDo repeats the mask over spatial positions).
+    """
+    lead, units, rows = dead.shape[:-1], dead.shape[-1], kernel_shape[-2]
+    if rows % units:
+        raise ValueError(f"kernel with {rows} input rows cannot follow a layer of {units} units")
+    if rows != units:
+        dead = jnp.tile(dead, (1,) * len(lead) + (rows // units,))
+    ones = (1,) * (len(kernel_shape) - len(lead) - 2)
+    return dead.reshape(lead + ones + (rows, 1))
+
+
 def _reinit_incoming(
     flat: dict, fresh: dict, touched: dict, path: ModulePath, dead: jax.Array
 ) -> None:
     """Kernel columns of dormant units from `fresh`, their bias entries zeroed (in place)."""
-    cols = dead[..., None, :]
     kernel = path + ("kernel",)
+    cols = _unit_columns(dead, flat[kernel].ndim)
     flat[kernel] = jnp.where(cols, fresh[kernel], flat[kernel])
     touched[kernel] = touched[kernel] | cols
     bias = path + ("bias",)
@@ -114,8 +209,8 @@ def _reinit_incoming(
 
 def _zero_outgoing(flat: dict, touched: dict, path: ModulePath, dead: jax.Array) -> None:
     """Kernel rows of dormant units set to zero (in place)."""
-    rows = dead[..., :, None]
     kernel = path + ("kernel",)
+    rows = _unit_rows(dead, flat[kernel].shape)
     flat[kernel] = jnp.where(rows, jnp.zeros_like(flat[kernel]), flat[kernel])
     touched[kernel] = touched[kernel] | rows
 
