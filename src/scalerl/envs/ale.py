@@ -109,7 +109,7 @@ def parse_ale_id(env_id: str) -> str:
     try:
         from ale_py import roms
     except ImportError:
-        raise EnvError(f"{env_id} needs ale-py; pip install 'scalerl[atari]'") from None
+        raise EnvError(f"{env_id} needs ale-py; pip install 'scalerl[ale]'") from None
     name = rom_name(env_id[len(ALE_PREFIX) :])
     if name not in roms.get_all_rom_ids():
         raise EnvError(f"ale-py has no ROM {name!r} for {env_id}; see `scalerl envs --suite ale`")

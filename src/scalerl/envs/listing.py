@@ -10,6 +10,7 @@ from typing import Literal
 import gymnasium as gym
 import tyro
 
+from scalerl.envs.ale import ALE_IDS, ALE_PREFIX, parse_ale_id
 from scalerl.envs.make import INSTALL_HINTS, make_env
 from scalerl.envs.suites import (
     DMC_EASY_MEDIUM,
@@ -23,7 +24,7 @@ from scalerl.envs.suites import (
 )
 from scalerl.errors import EnvError
 
-SuiteName = Literal["dmc", "mujoco", "myosuite", "hbench"]
+SuiteName = Literal["dmc", "mujoco", "myosuite", "hbench", "ale"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ SUITES: dict[str, Suite] = {
     "hbench": Suite(
         "hbench", "HumanoidBench", ("humanoid_bench",), HBENCH, INSTALL_HINTS["humanoid_bench"]
     ),
+    "ale": Suite(
+        "ale", "Arcade Learning Environment (Atari-57, discrete actions)", ("ale_py",), ALE_IDS,
+        "pip install 'scalerl[ale]' (ale-py ships the ROMs)",
+    ),
 }  # fmt: skip
 """The suites listed by ``scalerl envs``, in display order."""
 
@@ -68,7 +73,7 @@ class EnvStatus:
     """One listed task."""
 
     suite: str
-    """Suite name (``dmc``, ``mujoco``, ``myosuite``, ``hbench``)."""
+    """Suite name (``dmc``, ``mujoco``, ``myosuite``, ``hbench``, ``ale``)."""
     env_id: str
     """The id accepted by ``make_env``."""
     installed: bool
@@ -102,16 +107,31 @@ def _task_note(env_id: str) -> tuple[bool, str]:
         return registered in gym.registry, f"-> {registered}"
     if env_id.startswith("dmc:"):
         return True, ""
+    if env_id.startswith(ALE_PREFIX):
+        return _rom_note(env_id)
     note = "paper's version; Gymnasium warns it is out of date" if env_id in MUJOCO_V4 else ""
     if env_id not in gym.registry:
         return False, f"{env_id} is not registered by the installed package"
     return True, note
 
 
+def _rom_note(env_id: str) -> tuple[bool, str]:
+    """Whether ale-py ships the ROM of ``ale:<Game>`` (and the ROM id as a note)."""
+    try:
+        return True, f"-> {parse_ale_id(env_id)}"
+    except EnvError as err:
+        return False, str(err)
+
+
 def check_env(env_id: str) -> str | None:
     """Builds ``env_id``, resets it and takes one random step; returns an error or ``None``."""
     try:
-        env = make_env(env_id, 0)
+        if env_id.startswith(ALE_PREFIX):
+            from scalerl.envs.discrete import make_discrete_env
+
+            env = make_discrete_env(env_id, 0)
+        else:
+            env = make_env(env_id, 0)
         env.reset()
         env.step(env.action_space.sample())
         env.close()
@@ -146,7 +166,7 @@ def list_envs(suite: str | None = None, check: bool = False) -> list[EnvStatus]:
     of an installed suite is built, reset and stepped once (a few seconds for all suites here).
 
     Args:
-        suite: ``dmc``, ``mujoco``, ``myosuite`` or ``hbench``; ``None`` = all.
+        suite: ``dmc``, ``mujoco``, ``myosuite``, ``hbench`` or ``ale``; ``None`` = all.
         check: Build every task instead of only importing its suite's packages.
 
     Returns:
