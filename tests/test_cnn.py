@@ -1,0 +1,104 @@
+"""Conv torsos: output shapes, parameter counts by hand, input scaling, roles and sown features."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from scalerl.networks.cnn import ConvNetwork, ConvTorso, TorsoConfig, scale_frames
+from scalerl.plasticity.roles import label_params
+
+
+def _conv(k: int, c_in: int, c_out: int, bias: bool = True) -> int:
+    return k * k * c_in * c_out + (c_out if bias else 0)
+
+
+def _shapes(cfg: TorsoConfig, frame: tuple[int, ...]):
+    """Parameter shapes without running the network (eval_shape)."""
+    net = ConvNetwork(cfg)
+    x = jnp.zeros((1, *frame), jnp.uint8)
+    return jax.eval_shape(net.init, jax.random.key(0), x)["params"]
+
+
+def _count(tree) -> int:
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def test_nature_dqn_parameter_count_by_hand() -> None:
+    # 84 -(8/4)-> 20 -(4/2)-> 9 -(3/1)-> 7; flatten 7*7*64 = 3136 -> 512.
+    # Mnih et al. 2015 with 18 actions: 1,684,128 + 512*18 + 18 = 1,693,362.
+    expected = _conv(8, 4, 32) + _conv(4, 32, 64) + _conv(3, 64, 64) + 3136 * 512 + 512
+    assert expected == 1_684_128
+    assert _count(_shapes(TorsoConfig("nature"), (84, 84, 4))) == expected
+
+
+def test_impala_parameter_count_by_hand() -> None:
+    # Each stage: conv c_in->c, max-pool /2 (SAME: 84 -> 42 -> 21 -> 11), 2 blocks of 2 convs c->c.
+    stages = sum(_conv(3, i, c) + 4 * _conv(3, c, c) for i, c in ((4, 16), (16, 32), (32, 32)))
+    expected = stages + 11 * 11 * 32 * 256 + 256
+    assert expected == 1_089_232
+    assert _count(_shapes(TorsoConfig("impala"), (84, 84, 4))) == expected
+
+
+def test_minatar_parameter_count_by_hand() -> None:
+    # 10x10x4 -> VALID 3x3 -> 8x8x16 = 1024 -> 128 (Young & Tian 2019).
+    expected = _conv(3, 4, 16) + 1024 * 128 + 128
+    assert expected == 131_792
+    assert _count(_shapes(TorsoConfig("minatar"), (10, 10, 4))) == expected
+
+
+def test_layer_norm_drops_biases_adds_norms_and_labels_hidden_kernels() -> None:
+    params = _shapes(TorsoConfig("minatar", layer_norm=True), (10, 10, 4))
+    torso = params["torso"]
+    assert set(torso) == {"conv_0_pn", "conv_0_norm", "dense_pn", "dense_norm"}
+    assert "bias" not in torso["conv_0_pn"] and torso["conv_0_pn"]["kernel"].shape == (3, 3, 4, 16)
+    labels = label_params(params)["torso"]
+    assert labels["conv_0_pn"]["kernel"] == "hidden_kernel"
+    assert labels["dense_pn"]["kernel"] == "hidden_kernel"
+    assert labels["conv_0_norm"] == {"scale": "norm_scale", "bias": "norm_offset"}
+    assert label_params(_shapes(TorsoConfig("minatar"), (10, 10, 4)))["torso"]["conv_0"] == {
+        "kernel": "kernel",
+        "bias": "bias",
+    }
+
+
+def test_trunk_replaces_torso_dense() -> None:
+    params = _shapes(
+        TorsoConfig("minatar", trunk="mlp", trunk_width=32, trunk_depth=2), (10, 10, 4)
+    )
+    assert set(params) == {"torso", "encoder"} and "dense" not in params["torso"]
+    assert params["encoder"]["dense_0"]["kernel"].shape == (1024, 32)
+
+
+@pytest.mark.parametrize(
+    ("kind", "frame", "features"), [("nature", (84, 84, 4), 512), ("impala", (64, 64, 3), 256)]
+)
+def test_output_shapes(kind: str, frame: tuple[int, ...], features: int) -> None:
+    net, x = ConvNetwork(TorsoConfig(kind)), jnp.zeros((2, *frame), jnp.uint8)
+    variables = jax.eval_shape(net.init, jax.random.key(0), x)
+    assert jax.eval_shape(net.apply, variables, x).shape == (2, features)
+
+
+def test_minatar_forward_sown_features_and_uint8_scaling() -> None:
+    trunk = "msr"
+    cfg = TorsoConfig("minatar", layer_norm=True, trunk=trunk, trunk_width=16)
+    net = ConvNetwork(cfg)
+    frames = jax.random.randint(jax.random.key(1), (3, 10, 10, 4), 0, 256).astype(jnp.uint8)
+    variables = jax.jit(net.init)(jax.random.key(0), frames)
+    apply = jax.jit(net.apply, static_argnames="mutable")
+    out, state = apply(variables, frames, mutable=("intermediates",))
+    assert out.shape == (3, 128 if trunk == "none" else 16)
+    sown = state["intermediates"]["torso"]
+    assert sown["features_conv_0"][0].shape == (3, 8, 8, 16)
+    assert float(jnp.min(sown["features_conv_0"][0])) >= 0.0  # post-ReLU
+    as_float, _ = apply(variables, frames.astype(jnp.float32) / 255.0, mutable=("intermediates",))
+    np.testing.assert_allclose(out, as_float, rtol=1e-5, atol=1e-5)
+
+
+def test_scale_frames_and_bad_shape() -> None:
+    np.testing.assert_allclose(scale_frames(jnp.array([0, 51, 255], jnp.uint8)), [0.0, 0.2, 1.0])
+    assert scale_frames(jnp.array([0.5])).dtype == jnp.float32
+    with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
+        ConvTorso("minatar").init(jax.random.key(0), jnp.zeros((10, 10, 4)))
