@@ -201,3 +201,14 @@ def test_discrete_gymnasium_envs(env_id: str, obs_dim: int, actions: int) -> Non
     assert isinstance(env.step(0)[1], float)
     with pytest.raises(EnvError, match="not Discrete"):
         make_discrete_env("Pendulum-v1", 0)
+
+
+def test_ale_vector_env_shapes() -> None:
+    from scalerl.envs.ale import make_ale_vector_env
+
+    env = make_ale_vector_env("ale:Pong", 2, AtariOptions(noop_max=2))
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8  # channels first
+    obs, reward, terminated, truncated, info = env.step(np.zeros(2, np.int64))
+    assert obs.shape == (2, 4, 84, 84) and reward.shape == (2,) and terminated.shape == (2,)
+    env.close()
