@@ -139,7 +139,7 @@ def test_conv_links_of_nature_and_impala_torsos() -> None:
     ]
     impala = conv_links(shapes(TorsoConfig("impala", layer_norm=True), (16, 16, 1)))
     assert len(impala) == 7 and impala[0] == Link(
-        "features_s0_b0", (("torso", "s0_b0_conv_0_pn"),), (("torso", "s0_b0_conv_1_pn"),)
+        "features_block_s0_b0", (("torso", "s0_b0_conv_0_pn"),), (("torso", "s0_b0_conv_1_pn"),)
     )
     with pytest.raises(ValueError, match="simbav2"):
         conv_links(shapes(TorsoConfig("minatar", trunk="simbav2", trunk_width=8), (5, 5, 1)))

@@ -16,7 +16,7 @@ their kernels get the role ``hidden_kernel`` that NaP projects. A LayerNorm over
 every position makes the whole conv kernel scale-invariant (see docs/plasticity/nap.md).
 
 Post-activation features are sown into ``intermediates`` as ``features_<layer>``
-(``features_conv_0``, ..., ``features_dense``; IMPALA: ``features_s{i}_b{j}``, the ReLU inside
+(``features_conv_0``, ..., ``features_dense``; IMPALA: ``features_block_s{i}_b{j}``, the ReLU inside
 residual block j of stage i, and ``features_dense``), shaped (N, H, W, C) for convolutions:
 channels are units, batch and spatial positions are samples (`scalerl.metrics.activity`,
 `scalerl.plasticity.redo.conv_links`).
@@ -137,7 +137,7 @@ class ConvTorso(nn.Module):
             x = nn.max_pool(x, (3, 3), (2, 2), "SAME")
             for b in range(2):
                 y = self._layer(nn.relu(x), f"s{s}_b{b}_conv_0", channels, 3, 1, "SAME")
-                y = self._relu(y, f"s{s}_b{b}")
+                y = self._relu(y, f"block_s{s}_b{b}")
                 x = x + self._layer(y, f"s{s}_b{b}_conv_1", channels, 3, 1, "SAME")
         return nn.relu(x)
 

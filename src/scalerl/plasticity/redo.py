@@ -137,7 +137,7 @@ def conv_links(params: Mapping[str, Any]) -> tuple[Link, ...]:
     feeds input channel c of ``conv_{i+1}``, and the last conv feeds the rows of the torso's
     ``dense`` (or of the dense trunk's first layer when the torso ends at the flatten) that
     read channel c at every spatial position. IMPALA: inside each residual block, channel c
-    of ``s{i}_b{j}_conv_0`` (``features_s{i}_b{j}``) feeds ``s{i}_b{j}_conv_1``; units on the
+    of ``s{i}_b{j}_conv_0`` (``features_block_s{i}_b{j}``) feeds ``s{i}_b{j}_conv_1``; units on the
     residual stream are not recycled (a skip connection bypasses their outgoing weights). The
     torso's ``dense`` units (``features_dense``) feed the trunk's first layer or the heads.
     Combine with `mlp_links` for an MLP trunk. The SimbaV2 trunk (hyperspherical, with an
@@ -159,7 +159,7 @@ def conv_links(params: Mapping[str, Any]) -> tuple[Link, ...]:
     blocks = sorted({n.rsplit("_conv_", 1)[0] for n in torso if "_b" in n and "norm" not in n})
     for block in blocks:
         first, second = (_torso_module(torso, f"{block}_conv_{k}") for k in (0, 1))
-        links.append(Link(f"features_{block}", (first,), (second,)))
+        links.append(Link(f"features_block_{block}", (first,), (second,)))
     dense = _torso_module(torso, "dense")
     if dense:
         links.append(Link("features_dense", (dense,), _consumers(params)))
