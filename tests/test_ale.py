@@ -212,3 +212,10 @@ def test_ale_vector_env_shapes() -> None:
     obs, reward, terminated, truncated, info = env.step(np.zeros(2, np.int64))
     assert obs.shape == (2, 4, 84, 84) and reward.shape == (2,) and terminated.shape == (2,)
     env.close()
+
+
+def test_episode_frame_cap_truncates() -> None:
+    env = make_ale_env("ale:Pong", 0, AtariOptions(noop_max=0, max_episode_frames=40))
+    env.reset()
+    flags = [env.step(0)[2:4] for _ in range(10)]  # 10 agent steps = 40 frames
+    assert flags[-1] == (False, True) and not any(any(f) for f in flags[:-1])
