@@ -102,3 +102,13 @@ def test_scale_frames_and_bad_shape() -> None:
     assert scale_frames(jnp.array([0.5])).dtype == jnp.float32
     with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
         ConvTorso("minatar").init(jax.random.key(0), jnp.zeros((10, 10, 4)))
+
+
+def test_vmap_over_seeds_traces() -> None:
+    net = ConvNetwork(TorsoConfig("minatar", layer_norm=True, trunk="mlp", trunk_width=8))
+    frames = jnp.zeros((5, 10, 10, 4), jnp.uint8)
+    keys = jax.random.split(jax.random.key(0), 3)
+    params = jax.eval_shape(jax.vmap(net.init, in_axes=(0, None)), keys, frames)
+    assert params["params"]["torso"]["conv_0_pn"]["kernel"].shape == (3, 3, 3, 4, 16)
+    out = jax.eval_shape(jax.vmap(net.apply, in_axes=(0, None)), params, frames)
+    assert out.shape == (3, 5, 8)

@@ -126,6 +126,36 @@ def test_redo_conv_to_conv_zeroes_input_channel_of_next_kernel() -> None:
     np.testing.assert_array_equal(kept, np.delete(params["torso"]["b"]["kernel"], 1, 2))
 
 
+def test_redo_conv_ensemble_members_recycled_independently() -> None:
+    # two members (batch_dims=1): conv (3,3,2,4) -> flatten of a (2,2,4) map -> dense (16, 3)
+    rng = np.random.default_rng(3)
+    params = {
+        "torso": {
+            "conv_0": {"kernel": jnp.asarray(rng.normal(size=(2, 3, 3, 2, 4)), jnp.float32)},
+            "dense": {"kernel": jnp.asarray(rng.normal(size=(2, 16, 3)), jnp.float32)},
+        }
+    }
+    h = jnp.asarray(rng.uniform(0.5, 1.0, size=(2, 5, 2, 2, 4)), jnp.float32)
+    h = h.at[0, ..., 1].set(0.0).at[1, ..., 2].set(0.0)  # member 0: channel 1; member 1: 2
+    link = Link("h", (("torso", "conv_0"),), (("torso", "dense"),))
+    fresh = jax.tree_util.tree_map(jnp.zeros_like, params)
+    opt_state = optax.sgd(0.1).init(params)
+    new, _, count = recycle(params, opt_state, fresh, {"h": h}, (link,), 0.0, batch_dims=1)
+    assert int(count) == 2
+    conv, dense = new["torso"]["conv_0"]["kernel"], new["torso"]["dense"]["kernel"]
+    for member, channel in ((0, 1), (1, 2)):
+        np.testing.assert_array_equal(conv[member, ..., channel], 0.0)
+        rows = channel + 4 * np.arange(4)
+        np.testing.assert_array_equal(dense[member, rows], 0.0)
+        other = 1 - member  # the other member's same channel and rows are untouched
+        np.testing.assert_array_equal(
+            dense[other, rows], params["torso"]["dense"]["kernel"][other, rows]
+        )
+        np.testing.assert_array_equal(
+            conv[other, ..., channel], params["torso"]["conv_0"]["kernel"][other, ..., channel]
+        )
+
+
 def test_conv_links_of_nature_and_impala_torsos() -> None:
     def shapes(cfg: TorsoConfig, frame: tuple[int, ...]):
         x = jnp.zeros((1, *frame), jnp.uint8)
