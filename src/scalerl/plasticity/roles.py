@@ -15,6 +15,9 @@ Rules, first match wins: ``hyper_dense`` anywhere in the path -> ``sphere_kernel
 ``hidden_bias``; ``scale``/``bias`` of a "norm" module -> ``norm_scale``/``norm_offset``; anything
 under group ``head`` -> ``output_kernel`` (kernels) or ``output_bias`` (everything else); other
 ``kernel`` -> ``kernel``; other ``bias`` -> ``bias``; anything else -> ``other``.
+
+Convolution kernels ``(kh, kw, c_in, c_out)`` (`scalerl.networks.cnn`) follow the same rules:
+``kernel`` normally, ``hidden_kernel`` when their conv is named ``*_pn`` (followed by a norm).
 """
 
 from __future__ import annotations
