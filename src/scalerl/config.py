@@ -8,6 +8,7 @@ values determine (discount, clipped double-Q, learning-rate decay length, Scaler
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,40 +155,66 @@ class AgentConfig:
     """Plasticity interventions (NaP, Hare & Tortoise, resets, ReDo, L2-init)."""
 
 
+PRESET_CHANGES: dict[str, dict[str, object]] = {
+    "simbav2": {},
+    "simba": {
+        "critic_head": "scalar",
+        "optimizer": "adamw",
+        "lr_end": 1e-4,
+        "weight_decay": 1e-2,
+        "normalize_reward": False,
+        "project_weights": False,
+    },
+    "mlp": {
+        "actor_width": 256,
+        "actor_depth": 2,
+        "critic_width": 256,
+        "critic_depth": 2,
+        "critic_head": "scalar",
+        "use_cdq": True,
+        "lr_init": 3e-4,
+        "lr_end": 3e-4,
+        "temp_init": 1.0,
+        "target_entropy_coef": -1.0,
+        "normalize_obs": False,
+        "normalize_reward": False,
+        "project_weights": False,
+    },
+}
+"""Each agent preset as its changes to the SimbaV2 defaults (msr uses simba's)."""
+PRESET_CHANGES["msr"] = PRESET_CHANGES["simba"]
+
+
+def _preset_init(dataclass_init):
+    """Wrap the dataclass __init__ so fields not passed come from the `agent` preset.
+
+    `AgentConfig(agent="mlp")` is the mlp preset and `AgentConfig(agent="mlp", lr_init=1e-3)`
+    that preset with one change. Callers that pass every field (tyro, `dataclasses.replace`,
+    `config_from_dict`) get exactly what they pass.
+    """
+
+    @functools.wraps(dataclass_init)
+    def __init__(self, *args, **kwargs):  # noqa: N807
+        names = [f.name for f in dataclasses.fields(AgentConfig)]
+        kwargs.update(zip(names, args, strict=False))
+        changes = PRESET_CHANGES.get(kwargs.get("agent", "simbav2"), {})
+        dataclass_init(self, **({k: v for k, v in changes.items() if k not in kwargs} | kwargs))
+
+    return __init__
+
+
+AgentConfig.__init__ = _preset_init(AgentConfig.__init__)
+
+
 def agent_preset(agent: str) -> AgentConfig:
-    """The paper defaults of an agent preset (SimbaV2 spec 1.10/2.6, SimBa 5.2, SAC 5.2)."""
-    if agent == "simbav2":
-        return AgentConfig()
-    if agent == "simba":
-        return AgentConfig(
-            agent="simba",
-            critic_head="scalar",
-            optimizer="adamw",
-            lr_end=1e-4,
-            weight_decay=1e-2,
-            normalize_reward=False,
-            project_weights=False,
-        )
-    if agent == "mlp":
-        return AgentConfig(
-            agent="mlp",
-            actor_width=256,
-            actor_depth=2,
-            critic_width=256,
-            critic_depth=2,
-            critic_head="scalar",
-            use_cdq=True,
-            lr_init=3e-4,
-            lr_end=3e-4,
-            temp_init=1.0,
-            target_entropy_coef=-1.0,
-            normalize_obs=False,
-            normalize_reward=False,
-            project_weights=False,
-        )
-    if agent == "msr":
-        return dataclasses.replace(agent_preset("simba"), agent="msr")
-    raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
+    """The paper defaults of an agent preset (SimbaV2 paper Table 7, SimBa paper Table 5).
+
+    Raises:
+        ConfigError: unknown agent name.
+    """
+    if agent not in PRESET_CHANGES:
+        raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
+    return AgentConfig(agent=agent)
 
 
 @dataclass(frozen=True)
