@@ -51,7 +51,12 @@ def train_defaults(args: list[str]) -> TrainConfig:
     from scalerl.train.setup import read_config
 
     base = read_config(Path(init_from))
-    agent = agent_from_args(args, base.agent.agent)
+    return continue_defaults(base, agent_from_args(args, base.agent.agent))
+
+
+def continue_defaults(base: TrainConfig, agent: str) -> TrainConfig:
+    """Defaults of a run that starts from `base`'s weights: its env and networks with the online
+    preset's learning rates and no behaviour cloning (another `agent`: that preset)."""
     if agent != base.agent.agent:
         return TrainConfig(env=base.env, agent=agent_preset(agent))
     online = agent_preset(agent)
