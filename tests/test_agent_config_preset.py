@@ -51,3 +51,13 @@ def test_the_cli_gives_the_preset_and_the_flags():
     assert parse_train(["--agent", "mlp"]).agent == agent_preset("mlp")
     cfg = parse_train(["--agent", "simba", "--critic-width", "64"]).agent
     assert cfg == dataclasses.replace(agent_preset("simba"), critic_width=64)
+
+
+def test_use_cdq_is_auto_on_off_on_the_command_line():
+    words = {"auto": None, "on": True, "off": False}
+    for word, value in words.items():
+        assert parse_train(["--use-cdq", word]).agent.use_cdq is value
+    assert parse_train(["--agent", "mlp"]).agent.use_cdq is True  # the mlp preset's value
+    from scalerl.sweep.grid import FIELDS
+
+    assert FIELDS["use_cdq"][1] == bool | None  # the config keeps bool | None (None = auto)
