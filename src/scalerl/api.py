@@ -167,14 +167,21 @@ class Agent:
         checkpoint.msgpack.
         """
         self._require_state()
-        meta = {"config": config_to_dict(self._run_config), API_KEY: self._env | {
-            "class": type(self).__name__}}  # fmt: skip
+        info = self._env | {"class": type(self).__name__}
+        meta = {"config": config_to_dict(self._run_config), API_KEY: info}
         save_checkpoint(Path(path), self.state, meta)
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> Agent:
         """An agent from a file written by `save`, or from a run directory (its checkpoint).
+
+        Args:
+            path: A file written by `save`, or a run directory of `scalerl train`,
+                `scalerl offline` or `learn`.
+
+        Returns:
+            The agent, ready to `predict`; `learn` continues from its weights.
 
         Raises:
             ScalerlError: no or unreadable checkpoint, or a run of another algorithm.
