@@ -501,7 +501,7 @@ def _positive(cfg: object, *names: str) -> None:
 
 
 def lr_decay_steps(env_steps: int, action_repeat: int, utd: float, fraction: float = 1.0) -> int:
-    """Length of the linear LR decay in updates (spec 2.6).
+    """Length of the linear LR decay in updates (SimbaV2 code; docs/agents/simbav2.md).
 
     The official code counts updates as if they started at the first agent step, so the final
     learning rate stays slightly above `lr_end`.
@@ -511,22 +511,22 @@ def lr_decay_steps(env_steps: int, action_repeat: int, utd: float, fraction: flo
 
 
 def offline_updates(num_transitions: int, batch_size: int, epochs: float) -> int:
-    """Gradient updates of an offline run: int(N / batch_size * epochs), at least 1 (spec 4.1)."""
+    """Gradient updates of an offline run: int(N / batch_size * epochs), at least 1."""
     return max(1, int(num_transitions / batch_size * epochs))
 
 
 def simbav2_scaler_init(width: int) -> float:
-    """Embedder Scaler init and scale sqrt(2/h) (spec 1.10)."""
+    """Embedder Scaler init and scale sqrt(2/h) (SimbaV2 code defaults)."""
     return math.sqrt(2.0 / width)
 
 
 def simbav2_alpha_init(depth: int) -> float:
-    """LERP interpolation init 1/(L+1) (spec 1.4)."""
+    """LERP interpolation init 1/(L+1) (SimbaV2 code defaults)."""
     return 1.0 / (depth + 1)
 
 
 def simbav2_alpha_scale(width: int) -> float:
-    """LERP interpolation Scaler scale 1/sqrt(h) (spec 1.10)."""
+    """LERP interpolation Scaler scale 1/sqrt(h) (SimbaV2 code defaults)."""
     return 1.0 / math.sqrt(width)
 
 
