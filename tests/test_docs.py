@@ -136,3 +136,24 @@ def _help(args: list[str]) -> str:
     with contextlib.redirect_stdout(buffer), contextlib.suppress(SystemExit):
         main([*args, "--help"] if args else ["--help"])
     return buffer.getvalue()
+
+
+UNINSTALLABLE = re.compile(r"pip install ['\"]?scalerl\[")
+"""`pip install "scalerl[extra]"`: scalerl is on no package index, so this cannot work."""
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_docs_install_extras_from_a_checkout_or_wheel(path):
+    assert not UNINSTALLABLE.search(path.read_text())
+
+
+def test_help_and_missing_wandb_error_say_how_to_install_it(tmp_path, monkeypatch):
+    import sys
+
+    from scalerl.errors import ScalerlError
+    from scalerl.train.logging import Logger
+
+    assert not UNINSTALLABLE.search(" ".join(_help(c.split()) for c in HELP))
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` fails
+    with pytest.raises(ScalerlError, match=r'pip install wandb .*pip install -e "\.\[wandb\]"'):
+        Logger(tmp_path, "x", "Pendulum-v1", 0, tensorboard=False, wandb_project="p")
