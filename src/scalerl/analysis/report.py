@@ -185,7 +185,8 @@ def _wide(path: Path) -> Any:
     steps, and several reference files repeat whole blocks of rows (see docs/reports.md).
     `path` may also be the short name of a shipped reference file (`analysis.reference_data`).
     """
-    long = _shipped(path) if is_reference_name(str(path)) else load_metrics(path)
+    shipped = not Path(path).is_file() and is_reference_name(str(path))
+    long = _shipped(path) if shipped else load_metrics(path)
     long = long[long["metric"].isin(list(METRIC_COLUMNS))]
     long = long.assign(metric=long["metric"].map(METRIC_COLUMNS))
     long["task"] = long["env_name"].map(normalise_env_name)
