@@ -63,3 +63,16 @@ def test_every_shipped_file_equals_its_source_csv():
         for col in source.columns:
             got, want = shipped[col].to_numpy(), source[col].to_numpy()
             assert np.array_equal(got.astype(want.dtype), want), (path, col)
+
+
+def test_report_command_takes_a_short_name(tmp_path, capsys):
+    from scalerl.cli import main
+    from test_report import _run
+
+    for seed in (0, 1):
+        _run(tmp_path / "runs", "dmc:walker-walk", seed, [50.0, 400.0])
+    out = tmp_path / "report"
+    args = ["report", str(tmp_path / "runs"), "--reference", "simbav2-utd2", "--out", str(out)]
+    assert main([*args, "--reps", "50"]) == 0
+    text = (out / "report.md").read_text()
+    assert "simbaV2_utd2 (ref)" in text and "walker-walk" in text
