@@ -162,7 +162,7 @@ def test_logger_without_tensorboard_has_no_tb_dir(tmp_path: Path) -> None:
 
 def test_wandb_missing_gives_install_hint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(__import__("sys").modules, "wandb", None)
-    with pytest.raises(ScalerlError, match=r'pip install "scalerl\[wandb\]"'):
+    with pytest.raises(ScalerlError, match=r'pip install -e "\.\[wandb\]"'):
         WandbSink("proj", "run", tmp_path)
 
 

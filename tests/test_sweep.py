@@ -315,7 +315,7 @@ def test_attempts_are_counted_per_launch(tmp_path):
 
 @pytest.fixture
 def local_ray():
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'scalerl[ray]')")
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray==2.60.0)")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 import tyro
 
+from scalerl import __version__
 from scalerl.config import AGENTS, TrainConfig, agent_preset, replace
 from scalerl.errors import ScalerlError
 
@@ -51,7 +52,12 @@ def train_defaults(args: list[str]) -> TrainConfig:
     from scalerl.train.setup import read_config
 
     base = read_config(Path(init_from))
-    agent = agent_from_args(args, base.agent.agent)
+    return continue_defaults(base, agent_from_args(args, base.agent.agent))
+
+
+def continue_defaults(base: TrainConfig, agent: str) -> TrainConfig:
+    """Defaults of a run that starts from `base`'s weights: its env and networks with the online
+    preset's learning rates and no behaviour cloning (another `agent`: that preset)."""
     if agent != base.agent.agent:
         return TrainConfig(env=base.env, agent=agent_preset(agent))
     online = agent_preset(agent)
@@ -176,7 +182,7 @@ def run_sweep(args: list[str]) -> None:
 
 def report(
     runs: Annotated[tuple[Path, ...], tyro.conf.Positional],
-    reference: tuple[Path, ...] = (),
+    reference: tuple[str, ...] = (),
     out: Path = Path("report"),
     env_step: int | None = None,
     reps: int = 2000,
@@ -186,7 +192,9 @@ def report(
 
     Args:
         runs: Run directories, sweep directories (searched recursively) or metrics.csv files.
-        reference: Reference CSVs in the paper's schema (e.g. shared/reference/...csv).
+        reference: The paper's reference curves: short names of the shipped SimbaV2 results
+            (simbav2-utd1/2/4/8, baseline/sac, baseline/simba-utd2, scaling/utd/simbav2-utd4-reset,
+            ...; docs/reports.md lists them) or CSV paths in that schema.
         out: Output directory.
         env_step: Environment frames at which scores are compared (default: the last step
             every run reached).
@@ -195,7 +203,8 @@ def report(
     """
     from scalerl.analysis.report import write_report
 
-    path = write_report(list(runs), out, list(reference) or None, env_step, reps=reps, seed=seed)
+    refs = [Path(r) for r in reference] or None
+    path = write_report(list(runs), out, refs, env_step, reps=reps, seed=seed)
     print(f"report written to {path}")
 
 
@@ -222,7 +231,7 @@ def run_dataset(args: list[str]) -> None:
 
 
 def _usage() -> str:
-    lines = ["usage: scalerl COMMAND [options]", "", "commands:"]
+    lines = ["usage: scalerl COMMAND [options]   (scalerl --version)", "", "commands:"]
     lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -232,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        print(f"scalerl {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {

@@ -8,10 +8,13 @@ values determine (discount, clipped double-Q, learning-rate decay length, Scaler
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+from tyro.constructors import PrimitiveConstructorSpec
 
 from scalerl.errors import ConfigError
 
@@ -20,42 +23,72 @@ AGENTS: tuple[str, ...] = ("simbav2", "simba", "mlp", "msr")
 ALGOS: tuple[str, ...] = ("sac", "td3", "ddpg")
 RESET_KINDS: tuple[str, ...] = ("none", "full", "last_layers", "shrink_perturb")
 
+AUTO_CHOICES: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
+"""Command-line words of an auto/on/off option and the config value each one stands for."""
+
+
+def _auto_from_str(args: list[str]) -> bool | None:
+    return AUTO_CHOICES[args[0]]
+
+
+def _auto_to_str(value: bool | None) -> list[str]:
+    return [next(k for k, v in AUTO_CHOICES.items() if v is value)]
+
+
+AutoBool = Annotated[
+    bool | None,
+    PrimitiveConstructorSpec(
+        nargs=1,
+        metavar="{auto,on,off}",
+        instance_from_str=_auto_from_str,
+        is_instance=lambda x: x is None or isinstance(x, bool),
+        str_from_instance=_auto_to_str,
+        choices=tuple(AUTO_CHOICES),
+    ),
+]
+"""A `bool | None` config value (None = auto) that the command line spells auto, on or off."""
+
 
 @dataclass(frozen=True)
 class PlasticityConfig:
-    """Plasticity interventions (plasticity spec §1-§4); all off by default, any network."""
+    """Plasticity interventions (docs/plasticity/README.md); all off by default, any network."""
 
     hidden_norm: bool = False
     """LayerNorm before each hidden nonlinearity (mlp, simba blocks; msr has it built in)."""
     nap: bool = False
-    """Normalize-and-Project (spec §1): hidden_norm, no pre-norm biases, and pre-norm kernels
-    projected back to their initial norm after the optimizer step."""
+    """Normalize-and-Project (Lyle et al. 2024; docs/plasticity/nap.md): hidden_norm, no
+    pre-norm biases, and pre-norm kernels projected back to their initial norm after the
+    optimizer step."""
     nap_every: int = 1
-    """Project every this many gradient steps (spec §1.3)."""
+    """Project every this many gradient steps."""
     nap_norm_mode: Literal["free", "joint_project", "decay_to_init"] = "free"
-    """NaP treatment of LayerNorm scale/offset (spec §1.4 a/b/c)."""
+    """NaP treatment of LayerNorm scale/offset: free, projected jointly, or decayed to (1, 0)
+    (docs/plasticity/nap.md)."""
     nap_norm_decay: float = 1e-3
     """Coefficient of the decay-to-(1, 0) penalty of nap_norm_mode=decay_to_init."""
     l2_init: float = 0.0
-    """Regenerative L2 toward the initial weights, coef * ||W - W0||^2 (spec §4.4; 0 = off)."""
+    """Regenerative L2 toward the initial weights, coef * ||W - W0||^2 (Kumar et al. 2023;
+    0 = off)."""
     hare_tortoise: bool = False
-    """Hare & Tortoise (spec §2): an EMA 'tortoise' of actor and critic; hare reset to it."""
+    """Hare & Tortoise (Lee et al. 2024; docs/plasticity/hare_tortoise.md): an EMA 'tortoise'
+    of actor and critic; hare reset to it."""
     ht_momentum: float = 0.999
-    """Tortoise EMA momentum m, applied after every gradient update (spec §2.1 eq. 6)."""
+    """Tortoise EMA momentum m, applied after every gradient update."""
     ht_reset_every: int = 20_000
-    """Reset the hare (and the target critic) to the tortoise every this many updates (eq. 7)."""
+    """Reset the hare (and the target critic) to the tortoise every this many updates."""
     ht_eval: Literal["tortoise", "hare"] = "tortoise"
     """Which actor evaluation uses."""
     ht_act: Literal["hare", "tortoise"] = "hare"
-    """Which actor collects data (spec §2.3 suggests the hare, the network being trained)."""
+    """Which actor collects data (the hare, the network being trained, by default)."""
     reset: Literal["none", "full", "last_layers", "shrink_perturb"] = "none"
-    """Periodic reset (spec §4.1-4.2): SR-SAC full reset, last layers (heads), or S&P."""
+    """Periodic reset (docs/plasticity/resets.md): SR-SAC full reset (D'Oro et al. 2023), last
+    layers (heads; Nikishin et al. 2022), or Shrink & Perturb (Ash & Adams 2020)."""
     reset_every: int = 0
     """Gradient updates between resets (0 = never)."""
     reset_shrink: float = 0.8
-    """Shrink & Perturb: weight lambda of the current parameters (eq. 8)."""
+    """Shrink & Perturb: weight lambda of the current parameters."""
     reset_perturb: float = 0.2
-    """Shrink & Perturb: weight sigma of the fresh initialisation (eq. 8)."""
+    """Shrink & Perturb: weight sigma of the fresh initialisation."""
     reset_opt_state: bool = True
     """Zero the Adam moments of reset parameters (full: fresh optimizer state)."""
     reset_same_init: bool = False
@@ -63,7 +96,8 @@ class PlasticityConfig:
     reset_stop_after: int | None = None
     """No resets after this many updates (None: no limit)."""
     redo_every: int = 0
-    """ReDo (spec §4.3): recycle tau-dormant units every this many updates (0 = off; mlp only)."""
+    """ReDo (Sokar et al. 2023): recycle tau-dormant units every this many updates (0 = off;
+    mlp only)."""
     redo_tau: float = 0.1
     """ReDo dormancy threshold tau."""
 
@@ -74,8 +108,9 @@ class AgentConfig:
 
     agent: AgentName = "simbav2"
     """Agent preset: simbav2 (hyperspherical nets, categorical critic), simba (pre-LN residual
-    nets), mlp (plain 256x2 SAC), msr (multi-skip residual MLP with LayerNorm, plasticity spec
-    §3.2). Selecting one resets every other default to that preset."""
+    nets), mlp (plain 256x2 SAC), msr (multi-skip residual MLP with LayerNorm,
+    docs/plasticity/stable_gradients.md). Selecting one resets every other default to that
+    preset (docs/agents/)."""
     actor_width: int = 128
     """Actor hidden width h."""
     actor_depth: int = 1
@@ -88,10 +123,12 @@ class AgentConfig:
     """Critic output: 101-bin categorical (cross-entropy) or scalar (MSE)."""
     num_bins: int = 101
     """Categorical critic bins on [-g_max, g_max]."""
-    use_cdq: bool | None = None
-    """Clipped double-Q (two critics, min). None: on iff the suite is episodic (spec 1.6)."""
+    use_cdq: AutoBool = None
+    """Clipped double-Q (two critics, min): auto (on iff the suite is episodic, as the SimbaV2
+    code does; docs/envs.md), on or off."""
     gamma: float | None = None
-    """Discount. None: heuristic from episode length and action repeat (spec 2.12)."""
+    """Discount. None: heuristic from episode length and action repeat (TD-MPC2, Hansen et al.
+    2024; docs/envs.md)."""
     n_step: int = 1
     """n-step returns (never crossing an episode end)."""
     batch_size: int = 256
@@ -99,18 +136,18 @@ class AgentConfig:
     tau: float = 0.005
     """Polyak averaging rate of the target critic."""
     optimizer: Literal["adam", "adamw", "kron"] = "adam"
-    """Optimizer for actor and critic: adam, adamw or PSGD-Kron (plasticity spec §3.3; use
+    """Optimizer for actor and critic: adam, adamw or PSGD-Kron (docs/plasticity/kron.md; use
     about a third of Adam's learning rate). The temperature always uses Adam."""
     lr_init: float = 1e-4
     """Initial learning rate (actor, critic, temperature)."""
     lr_end: float = 5e-5
     """Final learning rate of the linear decay (set equal to lr_init for a constant rate)."""
     lr_decay_fraction: float = 1.0
-    """Decay length as a fraction of the run's nominal number of updates (spec 2.6)."""
+    """Decay length as a fraction of the run's nominal number of updates."""
     lr_schedule: Literal["linear", "warmup_cosine"] = "linear"
-    """linear: lr_init -> lr_end (spec 2.6); warmup_cosine: linear warm-up from 1e-8 to lr_init
-    over lr_warmup updates, then cosine to lr_end, restarted every decay length (NaP, plasticity
-    spec §1.6 eq. 5)."""
+    """linear: lr_init -> lr_end (SimbaV2); warmup_cosine: linear warm-up from 1e-8 to lr_init
+    over lr_warmup updates, then cosine to lr_end, restarted every decay length (NaP's
+    schedule, docs/plasticity/nap.md)."""
     lr_warmup: int = 1_000
     """Warm-up updates of the warmup_cosine schedule."""
     weight_decay: float = 0.0
@@ -122,7 +159,8 @@ class AgentConfig:
     normalize_obs: bool = True
     """Running mean/variance observation normalisation (statistics in the agent state)."""
     normalize_reward: bool = True
-    """Divide rewards by the running discounted-return scale, bounded by g_max (spec 2.7)."""
+    """Divide rewards by the running discounted-return scale, bounded by g_max
+    (docs/agents/simbav2.md)."""
     g_max: float = 5.0
     """Return bound of the reward scale and half-width of the categorical support."""
     c_shift: float = 3.0
@@ -134,7 +172,8 @@ class AgentConfig:
     algo: Literal["sac", "td3", "ddpg"] = "sac"
     """Actor-critic algorithm on the same networks: sac (stochastic policy, entropy), td3
     (deterministic policy, target actor, target smoothing, delayed actor; Fujimoto et al.
-    2018) or ddpg (SimBa's DDPG, spec 5.3: noise inside the actor loss and the target)."""
+    2018) or ddpg (the SimBa paper's DDPG: noise inside the actor loss and the target;
+    docs/agents/td3_ddpg.md)."""
     expl_noise: float = 0.1
     """td3/ddpg: std of the Gaussian exploration noise added to the deterministic action."""
     noise_color: float = 0.0
@@ -154,40 +193,66 @@ class AgentConfig:
     """Plasticity interventions (NaP, Hare & Tortoise, resets, ReDo, L2-init)."""
 
 
+PRESET_CHANGES: dict[str, dict[str, object]] = {
+    "simbav2": {},
+    "simba": {
+        "critic_head": "scalar",
+        "optimizer": "adamw",
+        "lr_end": 1e-4,
+        "weight_decay": 1e-2,
+        "normalize_reward": False,
+        "project_weights": False,
+    },
+    "mlp": {
+        "actor_width": 256,
+        "actor_depth": 2,
+        "critic_width": 256,
+        "critic_depth": 2,
+        "critic_head": "scalar",
+        "use_cdq": True,
+        "lr_init": 3e-4,
+        "lr_end": 3e-4,
+        "temp_init": 1.0,
+        "target_entropy_coef": -1.0,
+        "normalize_obs": False,
+        "normalize_reward": False,
+        "project_weights": False,
+    },
+}
+"""Each agent preset as its changes to the SimbaV2 defaults (msr uses simba's)."""
+PRESET_CHANGES["msr"] = PRESET_CHANGES["simba"]
+
+
+def _preset_init(dataclass_init):
+    """Wrap the dataclass __init__ so fields not passed come from the `agent` preset.
+
+    `AgentConfig(agent="mlp")` is the mlp preset and `AgentConfig(agent="mlp", lr_init=1e-3)`
+    that preset with one change. Callers that pass every field (tyro, `dataclasses.replace`,
+    `config_from_dict`) get exactly what they pass.
+    """
+
+    @functools.wraps(dataclass_init)
+    def __init__(self, *args, **kwargs):  # noqa: N807
+        names = [f.name for f in dataclasses.fields(AgentConfig)]
+        kwargs.update(zip(names, args, strict=False))
+        changes = PRESET_CHANGES.get(kwargs.get("agent", "simbav2"), {})
+        dataclass_init(self, **({k: v for k, v in changes.items() if k not in kwargs} | kwargs))
+
+    return __init__
+
+
+AgentConfig.__init__ = _preset_init(AgentConfig.__init__)
+
+
 def agent_preset(agent: str) -> AgentConfig:
-    """The paper defaults of an agent preset (SimbaV2 spec 1.10/2.6, SimBa 5.2, SAC 5.2)."""
-    if agent == "simbav2":
-        return AgentConfig()
-    if agent == "simba":
-        return AgentConfig(
-            agent="simba",
-            critic_head="scalar",
-            optimizer="adamw",
-            lr_end=1e-4,
-            weight_decay=1e-2,
-            normalize_reward=False,
-            project_weights=False,
-        )
-    if agent == "mlp":
-        return AgentConfig(
-            agent="mlp",
-            actor_width=256,
-            actor_depth=2,
-            critic_width=256,
-            critic_depth=2,
-            critic_head="scalar",
-            use_cdq=True,
-            lr_init=3e-4,
-            lr_end=3e-4,
-            temp_init=1.0,
-            target_entropy_coef=-1.0,
-            normalize_obs=False,
-            normalize_reward=False,
-            project_weights=False,
-        )
-    if agent == "msr":
-        return dataclasses.replace(agent_preset("simba"), agent="msr")
-    raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
+    """The paper defaults of an agent preset (SimbaV2 paper Table 7, SimBa paper Table 5).
+
+    Raises:
+        ConfigError: unknown agent name.
+    """
+    if agent not in PRESET_CHANGES:
+        raise ConfigError(f"unknown agent {agent!r}; choose one of {', '.join(AGENTS)}")
+    return AgentConfig(agent=agent)
 
 
 @dataclass(frozen=True)
@@ -236,7 +301,8 @@ class TrainConfig:
     tensorboard: bool = True
     """Write TensorBoard event files to <run>/tb."""
     wandb_project: str | None = None
-    """Also log to this Weights & Biases project (needs `pip install scalerl[wandb]`)."""
+    """Also log to this Weights & Biases project (needs wandb: `pip install wandb`, or the
+    wandb extra, see README "Install")."""
     progress: bool = True
     """Show a progress bar."""
     init_from: Path | None = None
@@ -269,9 +335,9 @@ class OfflineConfig:
     max_episode_steps: int | None = None
     """Evaluation episode limit in raw steps. None: dataset metadata, else suite preset."""
     eval_every: int = 50_000
-    """Gradient updates between evaluations (spec 4.1)."""
+    """Gradient updates between evaluations (SimbaV2 offline setting)."""
     eval_episodes: int = 100
-    """Deterministic evaluation episodes (spec 4.1 uses 100)."""
+    """Deterministic evaluation episodes (the SimbaV2 offline setting)."""
     log_every: int = 10_000
     """Gradient updates between training-metric log points."""
     checkpoint_every: int = 0
@@ -290,15 +356,16 @@ class OfflineConfig:
     tensorboard: bool = True
     """Write TensorBoard event files to <run>/tb."""
     wandb_project: str | None = None
-    """Also log to this Weights & Biases project (needs `pip install scalerl[wandb]`)."""
+    """Also log to this Weights & Biases project (needs wandb: `pip install wandb`, or the
+    wandb extra, see README "Install")."""
     progress: bool = True
     """Show a progress bar."""
     agent: AgentConfig = field(default_factory=lambda: offline_preset("simbav2"))
 
 
 def offline_preset(agent: str) -> AgentConfig:
-    """An agent preset with the offline changes of spec 4.1 (simbaV2_bc.yaml): behaviour
-    cloning weight 0.1 and a linear LR decay to 1e-5 over the first half of the updates."""
+    """An agent preset with SimbaV2's offline changes (docs/offline.md): behaviour cloning
+    weight 0.1 and a linear LR decay to 1e-5 over the first half of the updates."""
     return dataclasses.replace(
         agent_preset(agent), bc_alpha=0.1, lr_end=1e-5, lr_decay_fraction=0.5, n_step=1
     )
@@ -434,7 +501,7 @@ def _positive(cfg: object, *names: str) -> None:
 
 
 def lr_decay_steps(env_steps: int, action_repeat: int, utd: float, fraction: float = 1.0) -> int:
-    """Length of the linear LR decay in updates (spec 2.6).
+    """Length of the linear LR decay in updates (SimbaV2 code; docs/agents/simbav2.md).
 
     The official code counts updates as if they started at the first agent step, so the final
     learning rate stays slightly above `lr_end`.
@@ -444,22 +511,22 @@ def lr_decay_steps(env_steps: int, action_repeat: int, utd: float, fraction: flo
 
 
 def offline_updates(num_transitions: int, batch_size: int, epochs: float) -> int:
-    """Gradient updates of an offline run: int(N / batch_size * epochs), at least 1 (spec 4.1)."""
+    """Gradient updates of an offline run: int(N / batch_size * epochs), at least 1."""
     return max(1, int(num_transitions / batch_size * epochs))
 
 
 def simbav2_scaler_init(width: int) -> float:
-    """Embedder Scaler init and scale sqrt(2/h) (spec 1.10)."""
+    """Embedder Scaler init and scale sqrt(2/h) (SimbaV2 code defaults)."""
     return math.sqrt(2.0 / width)
 
 
 def simbav2_alpha_init(depth: int) -> float:
-    """LERP interpolation init 1/(L+1) (spec 1.4)."""
+    """LERP interpolation init 1/(L+1) (SimbaV2 code defaults)."""
     return 1.0 / (depth + 1)
 
 
 def simbav2_alpha_scale(width: int) -> float:
-    """LERP interpolation Scaler scale 1/sqrt(h) (spec 1.10)."""
+    """LERP interpolation Scaler scale 1/sqrt(h) (SimbaV2 code defaults)."""
     return 1.0 / math.sqrt(width)
 
 

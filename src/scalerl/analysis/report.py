@@ -32,6 +32,7 @@ from scalerl.analysis.aggregate import (  # noqa: E402
 from scalerl.analysis.plots import (  # noqa: E402
     normalise_env_name,
 )
+from scalerl.analysis.reference_data import is_reference_name, reference_frame  # noqa: E402
 from scalerl.analysis.report_figures import (  # noqa: E402
     REFERENCE_SUFFIX,
     aggregate_figure,
@@ -182,8 +183,10 @@ def _wide(path: Path) -> Any:
 
     A (task, seed, step, metric) logged twice keeps its last value: a resumed run may repeat
     steps, and several reference files repeat whole blocks of rows (see docs/reports.md).
+    `path` may also be the short name of a shipped reference file (`analysis.reference_data`).
     """
-    long = load_metrics(path)
+    shipped = not Path(path).is_file() and is_reference_name(str(path))
+    long = _shipped(path) if shipped else load_metrics(path)
     long = long[long["metric"].isin(list(METRIC_COLUMNS))]
     long = long.assign(metric=long["metric"].map(METRIC_COLUMNS))
     long["task"] = long["env_name"].map(normalise_env_name)
@@ -294,12 +297,18 @@ def _reference_config(exp_name: str) -> dict[str, Any]:
     }
 
 
+def _shipped(name: Path) -> Any:
+    """A shipped reference file in the long layout of `load_metrics`."""
+    frame = reference_frame(str(name))
+    return frame.astype({"seed": int, "env_step": int, "value": float})
+
+
 def _load_reference_file(path: Path) -> Any:
-    """One reference CSV in the tidy layout."""
-    if not path.is_file():
+    """One reference CSV (or the short name of a shipped one) in the tidy layout."""
+    if not path.is_file() and not is_reference_name(str(path)):
         raise ScalerlError(
-            f"reference file {path} not found; pass a CSV of "
-            "reference/simbav2-results/ (e.g. simbaV2_utd2.csv)"
+            f"reference {path} not found (no such file or shipped reference); pass a CSV in "
+            "the SimbaV2 results schema or a short name such as simbav2-utd2 (docs/reports.md)"
         )
     df = _wide(path)
     if df.empty:
@@ -312,10 +321,12 @@ def _load_reference_file(path: Path) -> Any:
 
 
 def load_reference(csv_paths: PathLike | Sequence[PathLike]) -> Any:
-    """Loads reference result CSVs (spec §8.1) into the tidy table of :func:`load_runs`.
+    """Loads reference result CSVs into the tidy table of :func:`load_runs`.
 
     Args:
-        csv_paths: One or several CSVs of ``reference/simbav2-results/``; ``avg_return`` and
+        csv_paths: One or several CSVs in the SimbaV2 results schema, or short names of the
+            shipped reference files (``simbav2-utd2``, ``baseline/sac``; see
+            :func:`scalerl.analysis.reference_data.reference_names`); ``avg_return`` and
             ``avg_success`` become the ``return`` and ``success`` columns.
 
     Returns:
@@ -328,7 +339,7 @@ def load_reference(csv_paths: PathLike | Sequence[PathLike]) -> Any:
     _require_pandas()
     paths = [csv_paths] if isinstance(csv_paths, str | Path) else list(csv_paths)
     if not paths:
-        raise ScalerlError("no reference file given; pass a CSV of reference/simbav2-results/")
+        raise ScalerlError("no reference given; pass a CSV path or a name such as simbav2-utd2")
     return _add_scores(pd.concat([_load_reference_file(Path(p)) for p in paths], ignore_index=True))
 
 
@@ -511,10 +522,11 @@ def _aggregate_md(agg: Any, scores: Any) -> str:
     text = [
         "## Aggregate normalised scores",
         "",
-        "Per-suite normalisation (spec §3, §8.3): DMC R/1000; MuJoCo (R - R_random) / "
-        "(R_TD3 - R_random); HumanoidBench (R - R_random) / (R_success - R_random); MyoSuite "
-        "success rate. IQM, median, mean and optimality gap (gamma = 1) as in Agarwal et al. "
-        "2021 (rliable), with a stratified bootstrap over runs within each task.",
+        "Per-suite normalisation as in the SimbaV2 paper (docs/reports.md): DMC R/1000; "
+        "MuJoCo (R - R_random) / (R_TD3 - R_random); HumanoidBench (R - R_random) / "
+        "(R_success - R_random); MyoSuite success rate. IQM, median, mean and optimality gap "
+        "(gamma = 1) as in Agarwal et al. 2021 (rliable), with a stratified bootstrap over "
+        "runs within each task.",
         "",
     ]
     missing = sorted(set(scores.loc[scores["score"].isna(), "task"]))

@@ -25,7 +25,9 @@ from scalerl.envs.wrappers import (
 from scalerl.errors import EnvError
 
 INSTALL_HINTS = {
-    "myosuite": 'pip install "scalerl[myosuite]"',
+    "myosuite": (
+        'pip install myosuite==3.0.0 (or, in a scalerl checkout, pip install -e ".[myosuite]")'
+    ),
     "humanoid_bench": (
         "HumanoidBench is not on PyPI: git clone https://github.com/carlosferrazza/humanoid-bench "
         "&& pip install --no-deps -e humanoid-bench && pip install torch (see docs/envs.md)"

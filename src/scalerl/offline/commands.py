@@ -17,7 +17,7 @@ DEFAULT_OUT = {"scalerl": "dataset.npz", "minari": "minari", "d4rl": "dataset.hd
 
 
 def parse_offline(args: list[str]) -> OfflineConfig:
-    """Parse `scalerl offline` options on top of the agent's offline preset (spec 4.1)."""
+    """Parse `scalerl offline` options on top of the agent's offline preset (docs/offline.md)."""
     default = OfflineConfig(agent=offline_preset(agent_from_args(args)))
     return tyro.cli(
         tyro.conf.OmitArgPrefixes[OfflineConfig],

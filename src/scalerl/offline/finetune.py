@@ -58,12 +58,14 @@ def initial_state(
 
 
 def load_init(run_dir: Path, template: SACState) -> SACState:
-    """The agent state saved in `run_dir`/checkpoint.msgpack, shaped like `template`.
+    """The agent state saved in `run_dir`/checkpoint.msgpack (or in the checkpoint file
+    `run_dir`), shaped like `template`.
 
     Raises:
         CheckpointError: no checkpoint, or networks that differ from this run's agent.
     """
-    path = Path(run_dir) / CHECKPOINT_NAME
+    path = Path(run_dir)
+    path = path / CHECKPOINT_NAME if path.is_dir() else path
     try:
         return load_checkpoint(path, template)[0]
     except CheckpointError as err:

@@ -57,10 +57,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 
 @dataclasses.dataclass(frozen=True)
 class DigitsConfig:
-    """One benchmark run (`scalerl plasticity`); `None` means the protocol's spec default."""
+    """One benchmark run (`scalerl plasticity`, docs/plasticity/benchmark.md); `None` means the
+    protocol's default."""
 
     protocol: Protocol = "A"
-    """A: random-label trainability (§6.1); B: warm-start smoke test (§6.2)."""
+    """A: random-label trainability; B: warm-start smoke test (docs/plasticity/benchmark.md)."""
     variants: tuple[str, ...] | None = None
     """Variants to run (A: base ln nap reset hare_tortoise shrink_perturb; B: cold warm
     hare_tortoise shrink_perturb); None runs all of them."""

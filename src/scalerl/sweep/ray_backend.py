@@ -36,7 +36,8 @@ def import_ray() -> Any:
         import ray
     except ImportError:
         raise ScalerlError(
-            "--backend ray needs Ray: pip install 'scalerl[ray]' (or use --backend local)"
+            "--backend ray needs Ray: pip install ray==2.60.0 (or, in a scalerl checkout, "
+            "pip install -e '.[ray]'), or use --backend local"
         ) from None
     return ray
 

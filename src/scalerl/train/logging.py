@@ -248,7 +248,7 @@ def load_metrics(paths: Path | Sequence[Path]) -> Any:
         import pandas as pd
     except ImportError:
         raise ScalerlError(
-            'load_metrics needs pandas, which is not installed; pip install "scalerl[dev]" '
+            "load_metrics needs pandas, which is not installed; pip install pandas "
             "or use read_metrics_csv"
         ) from None
     files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
@@ -321,8 +321,8 @@ class WandbSink:
             import wandb
         except ImportError:
             raise ScalerlError(
-                'W&B logging asked for but wandb is not installed; pip install "scalerl[wandb]" '
-                "or drop --wandb-project"
+                "W&B logging asked for but wandb is not installed; pip install wandb (or, in a "
+                'scalerl checkout, pip install -e ".[wandb]"), or drop --wandb-project'
             ) from None
         self._run = wandb.init(
             project=project, name=run_name, dir=str(run_dir), config=config or {}

@@ -61,7 +61,7 @@ def absolute(path: Path | None) -> Path | None:
 
 
 def auto_cdq(episodic: bool, algo: str) -> bool:
-    """Clipped double-Q when not set: on for episodic suites (spec 1.6) and always for TD3,
+    """Clipped double-Q when not set: on for episodic suites (SimbaV2 code) and always for TD3,
     whose target is the minimum of two critics by definition."""
     return episodic or algo == "td3"
 
