@@ -196,10 +196,10 @@ def validate_ppo(cfg: PPOConfig) -> None:
     if min(cfg.clip_coef, cfg.vf_coef, cfg.ent_coef, cfg.max_grad_norm, cfg.weight_decay) < 0:
         raise ConfigError("clip_coef, vf_coef, ent_coef, max_grad_norm, weight_decay must be >= 0")
     if cfg.weight_decay > 0 and cfg.optimizer == "adam":
-        raise ConfigError("weight_decay > 0 needs --agent.optimizer adamw (or kron)")
+        raise ConfigError("weight_decay > 0 needs --optimizer adamw (or kron)")
     validate_plasticity(cfg.plasticity, cfg.agent)
     if cfg.plasticity.redo_every:
-        raise ConfigError("ReDo is not available with PPO; set --agent.plasticity.redo-every 0")
+        raise ConfigError("ReDo is not available with PPO; set --redo-every 0")
 
 
 def validate_ppo_train(cfg: PPOTrainConfig) -> None:
