@@ -23,9 +23,20 @@ CRAFTAX_PREFIX = "craftax:"
 CRAFTAX_IDS = ("Craftax-Classic-Symbolic-v1",)
 """Craftax ids served (the full Craftax env takes very long to compile on CPU)."""
 INSTALL = {
-    "gymnax": 'pip install "scalerl[jaxenvs]" (gymnax 1.0.1 and six)',
-    "craftax": 'pip install "scalerl[jaxenvs]" (craftax 1.6.1)',
+    "gymnax": 'pip install "scalerl[gymnax]" (gymnax 1.0.1 and six)',
+    "craftax": 'pip install "scalerl[craftax]" (craftax 1.6.1)',
+    "craftax.craftax_env": 'pip install "scalerl[craftax]" (craftax 1.6.1)',
 }
+GYMNAX_IDS = (
+    "CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
+    "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "Seaquest-MinAtar",
+    "SpaceInvaders-MinAtar", "Catch-bsuite", "DeepSea-bsuite", "MemoryChain-bsuite",
+    "UmbrellaChain-bsuite", "DiscountingChain-bsuite", "MNISTBandit-bsuite",
+    "SimpleBandit-bsuite", "FourRooms-misc", "MetaMaze-misc", "PointRobot-misc",
+    "BernoulliBandit-misc", "GaussianBandit-misc", "Reacher-misc", "Swimmer-misc", "Pong-misc",
+    "FrozenLake-misc",
+)  # fmt: skip
+"""gymnax 1.0.1's registered ids (listed by `scalerl envs` without importing gymnax)."""
 
 
 def is_jax_env(env_id: str) -> bool:
@@ -166,6 +177,14 @@ def craftax_achievements() -> tuple[str, ...]:
     from craftax.craftax_classic.constants import Achievement
 
     return tuple(f"Achievements/{a.name.lower()}" for a in Achievement)
+
+
+def check_jax_env(env_id: str) -> None:
+    """Build `env_id`, reset it and take one step (raises on failure)."""
+    env = make_jax_env(env_id)
+    state, _ = env.reset(jax.random.PRNGKey(0))
+    action = jnp.int32(0) if env.discrete else jnp.zeros((env.num_actions,))
+    env.step(jax.random.PRNGKey(1), state, action)
 
 
 def _make_craftax(env_id: str) -> JaxEnv:

@@ -10,6 +10,15 @@ from typing import Literal
 import gymnasium as gym
 import tyro
 
+from scalerl.envs.jax_envs import (
+    CRAFTAX_IDS,
+    CRAFTAX_PREFIX,
+    GYMNAX_IDS,
+    GYMNAX_PREFIX,
+    INSTALL,
+    check_jax_env,
+    is_jax_env,
+)
 from scalerl.envs.make import INSTALL_HINTS, make_env
 from scalerl.envs.suites import (
     DMC_EASY_MEDIUM,
@@ -23,7 +32,7 @@ from scalerl.envs.suites import (
 )
 from scalerl.errors import EnvError
 
-SuiteName = Literal["dmc", "mujoco", "myosuite", "hbench"]
+SuiteName = Literal["dmc", "mujoco", "myosuite", "hbench", "gymnax", "craftax"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,15 @@ SUITES: dict[str, Suite] = {
     ),
     "hbench": Suite(
         "hbench", "HumanoidBench", ("humanoid_bench",), HBENCH, INSTALL_HINTS["humanoid_bench"]
+    ),
+    "gymnax": Suite(
+        "gymnax", "gymnax (JAX-native, scalerl train --algo ppo)", ("gymnax",),
+        tuple(GYMNAX_PREFIX + t for t in GYMNAX_IDS), INSTALL["gymnax"],
+    ),
+    "craftax": Suite(
+        "craftax", "Craftax-Classic (JAX-native, scalerl train --algo ppo)",
+        ("craftax.craftax_env",), tuple(CRAFTAX_PREFIX + t for t in CRAFTAX_IDS),
+        INSTALL["craftax"],
     ),
 }  # fmt: skip
 """The suites listed by ``scalerl envs``, in display order."""
@@ -100,7 +118,7 @@ def _task_note(env_id: str) -> tuple[bool, str]:
     if env_id.startswith("myo"):
         registered = MYOSUITE_IDS[env_id]
         return registered in gym.registry, f"-> {registered}"
-    if env_id.startswith("dmc:"):
+    if env_id.startswith("dmc:") or is_jax_env(env_id):
         return True, ""
     note = "paper's version; Gymnasium warns it is out of date" if env_id in MUJOCO_V4 else ""
     if env_id not in gym.registry:
@@ -111,6 +129,9 @@ def _task_note(env_id: str) -> tuple[bool, str]:
 def check_env(env_id: str) -> str | None:
     """Builds ``env_id``, resets it and takes one random step; returns an error or ``None``."""
     try:
+        if is_jax_env(env_id):
+            check_jax_env(env_id)
+            return None
         env = make_env(env_id, 0)
         env.reset()
         env.step(env.action_space.sample())
