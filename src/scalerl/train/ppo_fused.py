@@ -125,7 +125,9 @@ def init_seeds(agent: PPO, env: JaxEnv, seeds: list[int]) -> tuple[PPOState, Env
 
 def summarize(metrics: Metrics) -> dict[str, float]:
     """Host-side log point from stacked iteration metrics (iters, ...): means of the update
-    metrics over iterations, and per-episode means of the episode sums (when any ended)."""
+    metrics over iterations, and per-episode means of the episode sums (when any ended).
+    `eval/return` repeats the training episodes' mean return (stochastic policy, as CleanRL and
+    PureJaxRL report PPO), so `scalerl report` reads PPO runs."""
     out: dict[str, float] = {}
     episodes = float(jnp.sum(metrics["episodes/episodes"]))
     for key, value in metrics.items():
@@ -134,6 +136,8 @@ def summarize(metrics: Metrics) -> dict[str, float]:
         elif key != "episodes/episodes" and episodes > 0:
             out[episode_metric_name(key)] = float(jnp.sum(value)) / episodes
     out["train/episodes"] = episodes
+    if "train/episode_return" in out:  # what `scalerl report` aggregates (see docs/agents/ppo.md)
+        out["eval/return"] = out["train/episode_return"]
     return out
 
 

@@ -71,6 +71,7 @@ class Tally:
         if self.returns:
             out["train/episode_return"] = float(np.mean(self.returns))
             out["train/episode_length"] = float(np.mean(self.lengths))
+            out["eval/return"] = out["train/episode_return"]  # see ppo_fused.summarize
         self.returns, self.lengths = [], []
         return out
 
