@@ -31,10 +31,10 @@ def fused_rate(agent, env, seeds: int, iters: int) -> float:
     """Env steps/s of the fused loop (all seeds vmapped), `iters` iterations per call."""
     states, carries = ppo_fused.init_seeds(agent, env, list(range(seeds)))
     chunk = ppo_fused.make_chunk_many(agent, env, iters)
-    states, carries, m = chunk(states, carries)  # compile + warm-up
+    states, carries, (m, _) = chunk(states, carries)  # compile + warm-up
     jax.block_until_ready(m)
     start = time.perf_counter()
-    states, carries, m = chunk(states, carries)
+    states, carries, (m, _) = chunk(states, carries)
     jax.block_until_ready(m)
     return iters * agent.cfg.batch_size * seeds / (time.perf_counter() - start)
 

@@ -29,14 +29,14 @@ def _agent(cfg: PPOConfig, env_id: str = "gymnax:CartPole-v1"):
     return agent, env
 
 
-def _run(cfg: PPOConfig, iters: int = 1, env_id: str = "gymnax:CartPole-v1"):
+def _run(cfg: PPOConfig, iters: int = 1, env_id: str = "gymnax:CartPole-v1", health=False):
     agent, env = _agent(cfg, env_id)
     states, carries = ppo_fused.init_seeds(agent, env, [0])
     first = jax.tree_util.tree_map(lambda x: x[0], states)
     carry = jax.tree_util.tree_map(lambda x: x[0], carries)
     init = jax.tree_util.tree_map(jnp.copy, first)
-    state, _, metrics = ppo_fused.make_chunk(agent, env, iters)(first, carry)
-    return agent, init, state, metrics
+    state, _, (metrics, diag) = ppo_fused.make_chunk(agent, env, iters, health)(first, carry)
+    return agent, init, state, metrics | diag
 
 
 def _close(a, b, **kw):
@@ -46,11 +46,11 @@ def _close(a, b, **kw):
 def test_vmapped_seed_equals_single_run():
     agent, env = _agent(TINY)
     states, carries = ppo_fused.init_seeds(agent, env, [3, 5])
-    many, _, m_many = ppo_fused.make_chunk_many(agent, env, 2)(states, carries)
+    many, _, (m_many, _) = ppo_fused.make_chunk_many(agent, env, 2)(states, carries)
     one_state, one_carry = ppo_fused.init_seeds(agent, env, [5])
     single = jax.tree_util.tree_map(lambda x: x[0], one_state)
     carry = jax.tree_util.tree_map(lambda x: x[0], one_carry)
-    one, _, m_one = ppo_fused.make_chunk(agent, env, 2)(single, carry)
+    one, _, (m_one, _) = ppo_fused.make_chunk(agent, env, 2)(single, carry)
     seed5 = jax.tree_util.tree_map(lambda x: x[1], many)
     _close(seed5.net.params, one.net.params, rtol=1e-4, atol=1e-5)
     assert int(seed5.updates) == 2 * TINY.steps_per_update == int(one.updates)
@@ -62,7 +62,9 @@ def test_vmapped_seed_equals_single_run():
 def test_nap_keeps_hidden_kernel_norms_and_normalisers_run():
     pc = PlasticityConfig(nap=True, l2_init=1e-3)
     cfg = replace(TINY, plasticity=pc, normalize_obs=True, normalize_reward=True)
-    agent, init, state, metrics = _run(cfg)
+    agent, init, state, metrics = _run(cfg, health=True)
+    assert np.isfinite(float(metrics["health/actor/dormant_0"]))
+    assert float(metrics["health/value/param_norm"]) > 0
     mask = nap.nap_mask(agent.labels)
     assert any(jax.tree_util.tree_leaves(mask))
     norms = lambda p: jax.tree_util.tree_map(  # noqa: E731

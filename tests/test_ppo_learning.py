@@ -26,7 +26,7 @@ def test_ppo_mlp_solves_gymnax_cartpole():
     last = 50_000 // cfg.batch_size
     chunk = ppo_fused.make_chunk(agent, env, last)
     for _ in range(iters // last):
-        state, carry, metrics = chunk(state, carry)
+        state, carry, (metrics, _) = chunk(state, carry)
     summary = ppo_fused.summarize(metrics)
     assert summary["train/episodes"] >= 50
     assert summary["train/episode_return"] >= 475.0, summary

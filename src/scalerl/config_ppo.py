@@ -164,6 +164,9 @@ class PPOTrainConfig:
     """Also log to this Weights & Biases project (needs `pip install scalerl[wandb]`)."""
     progress: bool = True
     """Print one line per log point."""
+    health: bool = True
+    """Network-health diagnostics (health/<net>/...: feature norms, dormant units, ranks, norms,
+    ELRs) at every log point, on the last rollout before its update (JAX-native ids)."""
     agent: PPOConfig = field(default_factory=PPOConfig)
 
 

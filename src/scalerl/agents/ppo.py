@@ -37,6 +37,7 @@ from scalerl.agents.ppo_plasticity import (
 )
 from scalerl.agents.state import NetState, apply_gradients
 from scalerl.config_ppo import PPOConfig
+from scalerl.metrics.health import collect_features, network_health
 from scalerl.networks import project_kernels
 from scalerl.normalizers import RunningStats, normalize, stats_init, stats_update
 from scalerl.plasticity.roles import label_params
@@ -322,6 +323,24 @@ class PPO:
             "train/reward_mean": jnp.mean(rewards),
         }
         return state.replace(iterations=state.iterations + 1), metrics
+
+    def health(self, state: PPOState, traj: Trajectory) -> Metrics:
+        """Network-health diagnostics (`health/<net>/...`) of each network on the first
+        minibatch of a rollout: features, dormancy, ranks, norms, ELRs of the step it would take
+        (plasticity metrics of `metrics.health`). Pure: the state is not changed."""
+        scaled_state, rewards = self.scale_rewards(state, traj)
+        batch = self.make_batch(scaled_state, traj, rewards)
+        mb = jax.tree_util.tree_map(lambda x: x[: self.cfg.minibatch_size], batch)
+        before = state.net.params
+        grads, _ = jax.grad(self.loss, has_aux=True)(before, state, mb)
+        after = apply_gradients(self.tx, state.net, grads, self._project).params
+        obs, lr = self.normalize_obs(state, mb.obs), self.schedule(state.updates)
+        out: Metrics = {}
+        for name, net in self.nets.items():
+            feats = collect_features(net, {"params": before[name]}, obs)
+            stats = network_health(after[name], grads[name], before[name], feats, lr)
+            out |= {f"health/{name}/{k}": v for k, v in stats.items()}
+        return out
 
 
 def make_ppo(cfg: PPOConfig, obs_dim: int, action: ActionSpec, num_iterations: int) -> PPO:

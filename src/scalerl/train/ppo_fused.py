@@ -87,32 +87,47 @@ def rollout(
 
 
 def iteration(
-    agent: PPO, env: JaxEnv, state: PPOState, carry: EnvCarry
+    agent: PPO, env: JaxEnv, state: PPOState, carry: EnvCarry, health: bool = False
 ) -> tuple[PPOState, EnvCarry, Metrics]:
-    """Rollout then learn; metrics: the update's means and the rollout's episode sums."""
+    """Rollout then learn; metrics: the update's means and the rollout's episode sums, and with
+    `health` the network-health diagnostics of the rollout, measured before the update."""
     state, carry, traj, stats = rollout(agent, env, state, carry)
+    extra = agent.health(state, traj) if health else {}
     state, metrics = agent.learn(state, traj)
-    return state, carry, metrics | {f"episodes/{k}": v for k, v in stats.items()}
+    return state, carry, metrics | {f"episodes/{k}": v for k, v in stats.items()} | extra
 
 
-def make_chunk(agent: PPO, env: JaxEnv, iters: int):
-    """jit((state, carry) -> (state, carry, metrics stacked over `iters` iterations))."""
+def _chunk_fn(agent: PPO, env: JaxEnv, iters: int, health: bool):
+    """(state, carry) -> (state, carry, (metrics stacked over `iters`, health of the last
+    iteration or {}))."""
+
+    def body(c, _):
+        s, e, m = iteration(agent, env, *c)
+        return (s, e), m
 
     def chunk(state: PPOState, carry: EnvCarry):
-        def body(c, _):
-            s, e, m = iteration(agent, env, *c)
-            return (s, e), m
+        n = iters - 1 if health else iters
+        (state, carry), metrics = jax.lax.scan(body, (state, carry), None, length=n)
+        if not health:
+            return state, carry, (metrics, {})
+        state, carry, last = iteration(agent, env, state, carry, health=True)
+        diag = {k: v for k, v in last.items() if k.startswith("health/")}
+        last = {k: v[None] for k, v in last.items() if k not in diag}
+        metrics = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), metrics, last)
+        return state, carry, (metrics, diag)
 
-        (state, carry), metrics = jax.lax.scan(body, (state, carry), None, length=iters)
-        return state, carry, metrics
-
-    return jax.jit(chunk, donate_argnums=(0, 1))
+    return chunk
 
 
-def make_chunk_many(agent: PPO, env: JaxEnv, iters: int):
+def make_chunk(agent: PPO, env: JaxEnv, iters: int, health: bool = False):
+    """jit((state, carry) -> (state, carry, (metrics stacked over `iters` iterations, health
+    diagnostics of the last one or {})))."""
+    return jax.jit(_chunk_fn(agent, env, iters, health), donate_argnums=(0, 1))
+
+
+def make_chunk_many(agent: PPO, env: JaxEnv, iters: int, health: bool = False):
     """`make_chunk` vmapped over a leading seed axis of state and carry."""
-    inner = make_chunk(agent, env, iters).__wrapped__
-    return jax.jit(jax.vmap(inner), donate_argnums=(0, 1))
+    return jax.jit(jax.vmap(_chunk_fn(agent, env, iters, health)), donate_argnums=(0, 1))
 
 
 def init_seeds(agent: PPO, env: JaxEnv, seeds: list[int]) -> tuple[PPOState, EnvCarry]:

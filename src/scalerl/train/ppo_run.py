@@ -220,13 +220,13 @@ class FusedRun:
             while done < total:
                 n = min(iterations_per_log(cfg), total - done)
                 if n not in chunks:
-                    chunks[n] = ppo_fused.make_chunk_many(self.agent, self.env, n)
+                    chunks[n] = ppo_fused.make_chunk_many(self.agent, self.env, n, cfg.health)
                 t0 = time.perf_counter()
-                states, carries, metrics = chunks[n](states, carries)
-                metrics = jax.device_get(metrics)
+                states, carries, (metrics, health) = chunks[n](states, carries)
+                metrics, health = jax.device_get((metrics, health))
                 done += n
                 rate = n * batch * len(self.seeds) / (time.perf_counter() - t0)
-                self._log(loggers, metrics, done * batch, rate)
+                self._log(loggers, metrics, health, done * batch, rate)
                 every = cfg.checkpoint_every
                 if done == total or (every and (done - last_ckpt) * batch >= every):
                     self._checkpoint(states, carries, done)
@@ -235,10 +235,11 @@ class FusedRun:
             for logger in loggers:
                 logger.close()
 
-    def _log(self, loggers: list[Logger], metrics: Any, env_step: int, rate: float) -> None:
+    def _log(self, loggers: list[Logger], metrics: Any, health: Any, env_step: int, rate: float):
         for i, logger in enumerate(loggers):
             seed_metrics = jax.tree_util.tree_map(lambda x, i=i: x[i], metrics)
             summary = ppo_fused.summarize(seed_metrics)
+            summary |= {k: float(v[i]) for k, v in health.items()}
             summary["perf/env_steps_per_second"] = rate
             logger.log(summary, env_step)
             if self.cfg.progress:
