@@ -72,3 +72,22 @@ def test_agent_preset_and_strip_algo():
     assert cfg.agent.agent == "simbav2" and cfg.agent.project_weights and cfg.agent.lr == 1e-4
     assert cfg.agent.actor_width == 128 and cfg.agent.normalize_obs
     assert ppo_run.strip_algo(["--algo", "ppo", "--name", "ppo"]) == ["--name", "ppo"]
+
+
+def test_summarize_averages_over_finished_episodes():
+    import jax.numpy as jnp
+
+    from scalerl.train.ppo_fused import summarize
+
+    metrics = {
+        "train/loss": jnp.array([1.0, 3.0]),
+        "episodes/episodes": jnp.array([1.0, 3.0]),
+        "episodes/return_sum": jnp.array([10.0, 30.0]),
+        "episodes/Achievements/collect_wood": jnp.array([100.0, 100.0]),
+    }
+    out = summarize(metrics)
+    assert out["train/loss"] == 2.0 and out["train/episodes"] == 4.0
+    assert out["train/episode_return"] == out["eval/return"] == 10.0
+    assert out["train/achievement/collect_wood"] == 50.0  # % of episodes that unlocked it
+    none = summarize({k: v * 0 for k, v in metrics.items()})
+    assert "train/episode_return" not in none and "eval/return" not in none

@@ -170,15 +170,15 @@ class PPOTrainConfig:
     agent: PPOConfig = field(default_factory=PPOConfig)
 
 
-def num_iterations(cfg: PPOTrainConfig) -> int:
-    """Rollout-update iterations of a run: env_steps // (N T), at least 1."""
-    return max(1, cfg.env_steps // cfg.agent.batch_size)
+def num_iterations(cfg: PPOTrainConfig, repeat: int = 1) -> int:
+    """Rollout-update iterations of a run: env_steps // (N T repeat), at least 1."""
+    return max(1, cfg.env_steps // (cfg.agent.batch_size * repeat))
 
 
-def iterations_per_log(cfg: PPOTrainConfig) -> int:
-    """Iterations between log points: ceil(log_every / (N T)), within [1, num_iterations]."""
-    per = -(-cfg.log_every // cfg.agent.batch_size)
-    return max(1, min(per, num_iterations(cfg)))
+def iterations_per_log(cfg: PPOTrainConfig, repeat: int = 1) -> int:
+    """Iterations between log points: ceil(log_every / (N T repeat)), in [1, num_iterations]."""
+    per = -(-cfg.log_every // (cfg.agent.batch_size * repeat))
+    return max(1, min(per, num_iterations(cfg, repeat)))
 
 
 def validate_ppo(cfg: PPOConfig) -> None:

@@ -107,7 +107,8 @@ def train_host(cfg: PPOTrainConfig, seed: int) -> list[Path]:
         raise EnvError(f"{cfg.env}: PPO's Gymnasium loop needs continuous actions; use gymnax:")
     repeat = cfg.action_repeat or suite_preset(cfg.env).action_repeat
     obs_dim = int(venv.single_observation_space.shape[0])
-    agent = make_ppo(cfg.agent, obs_dim, ActionSpec(False, int(space.shape[0])), _iters(cfg))
+    action = ActionSpec(False, int(space.shape[0]))
+    agent = make_ppo(cfg.agent, obs_dim, action, num_iterations(cfg, repeat))
     (run_dir,) = seed_run_dirs(cfg, [seed])
     write_ppo_config(run_dir, dataclasses.replace(cfg, seed=seed, seeds=None, num_seeds=1))
     (logger,) = open_loggers(cfg, [run_dir], [seed])
@@ -119,18 +120,16 @@ def train_host(cfg: PPOTrainConfig, seed: int) -> list[Path]:
     return [run_dir]
 
 
-def _iters(cfg: PPOTrainConfig) -> int:
-    return num_iterations(cfg)
-
-
 def _loop(cfg, agent: PPO, venv, seed: int, repeat: int, logger, run_dir: Path) -> None:
     """Rollout, learn, log every `iterations_per_log` rollouts; checkpoint at the end."""
+    from scalerl.train.ppo_run import progress_line
+
     state = agent.init(jax.random.PRNGKey(seed))
     act, learn = jax.jit(agent.act), jax.jit(agent.learn)
     obs, _ = venv.reset(seed=seed)
     n = cfg.agent.num_envs
     tally = Tally(np.zeros(n), np.zeros(n))
-    per, total = iterations_per_log(cfg), num_iterations(cfg)
+    per, total = iterations_per_log(cfg, repeat), num_iterations(cfg, repeat)
     frames = cfg.agent.batch_size * repeat
     t0, sums = time.perf_counter(), {}
     for it in range(1, total + 1):
@@ -144,8 +143,7 @@ def _loop(cfg, agent: PPO, venv, seed: int, repeat: int, logger, run_dir: Path) 
             summary["perf/env_steps_per_second"] = count * frames / (time.perf_counter() - t0)
             logger.log(summary, it * frames)
             if cfg.progress:
-                ret = summary.get("train/episode_return", float("nan"))
-                print(f"[seed {seed}] step {it * frames}: episode return {ret:.2f}")
+                print(progress_line(seed, it * frames, summary))
             t0, sums = time.perf_counter(), {}
     meta = {"iteration": total, "env_step": total * frames, "algo": "ppo"}
     save_checkpoint(run_dir / CHECKPOINT_NAME, state, meta)

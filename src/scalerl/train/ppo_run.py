@@ -243,14 +243,20 @@ class FusedRun:
             summary["perf/env_steps_per_second"] = rate
             logger.log(summary, env_step)
             if self.cfg.progress:
-                ret = summary.get("train/episode_return", float("nan"))
-                print(f"[seed {self.seeds[i]}] step {env_step}: episode return {ret:.2f}")
+                print(progress_line(self.seeds[i], env_step, summary))
 
     def _checkpoint(self, states: Any, carries: Any, iteration: int) -> None:
         for i, d in enumerate(self.dirs):
             tree = jax.tree_util.tree_map(lambda x, i=i: np.asarray(x[i]), (states, carries))
             meta = {"iteration": iteration, "env_step": iteration * self.cfg.agent.batch_size}
             save_checkpoint(d / CHECKPOINT_NAME, tree, meta | {"algo": "ppo"})
+
+
+def progress_line(seed: int, env_step: int, summary: dict[str, float]) -> str:
+    """One progress line: the mean return of the episodes finished since the last line."""
+    ret = summary.get("train/episode_return")
+    text = "no episode finished yet" if ret is None else f"episode return {ret:.2f}"
+    return f"[seed {seed}] step {env_step}: {text}"
 
 
 def strip_algo(args: list[str]) -> list[str]:
