@@ -19,7 +19,7 @@ TINY = [
     "--algo", "ppo", "--env", "gymnax:CartPole-v1", "--env-steps", "32", "--log-every", "16",
     "--checkpoint-every", "16", "--num-envs", "2", "--num-steps", "8", "--num-minibatches", "2",
     "--update-epochs", "1", "--actor-width", "8", "--value-width", "8", "--no-tensorboard",
-    "--no-progress",
+    "--no-progress", "--no-health",
 ]  # fmt: skip
 
 
