@@ -25,7 +25,7 @@ INTERNAL = re.compile(r"\bspec\b\W{0,3}(§|\d)|\.\./shared|shared/(spec|referenc
 STUBBED = {"train", "evaluate", "plot", "plasticity", "sweep", "report", "offline", "dataset",
            "envs"}  # fmt: skip
 """Commands whose back-ends the `stubs` fixture replaces (others would do real work)."""
-HELP = ["train", "evaluate", "plot", "plasticity", "sweep", "report", "offline",
+HELP = ["train", "train --algo ppo", "evaluate", "plot", "plasticity", "sweep", "report", "offline",
         "dataset export", "dataset collect", "envs"]  # fmt: skip
 
 
@@ -36,6 +36,7 @@ def doc_commands() -> list[tuple[str, str]]:
         for block in re.findall(r"```[a-z]*\n(.*?)```", path.read_text(), re.S):
             for line in block.replace("\\\n", " ").splitlines():
                 line = line.strip().removeprefix("$ ")
+                line = line.replace("$a", "mlp")  # the loop variable of shell `for a in mlp ...`
                 if line.startswith("scalerl ") and "...same" not in line:
                     out.append((path.relative_to(ROOT).as_posix(), line))
     return out
@@ -58,6 +59,12 @@ def stubs(monkeypatch):
         validate_offline(cfg)
         return record(cfg, [])
 
+    def train_ppo(cfg):
+        from scalerl.config_ppo import validate_ppo_train
+
+        validate_ppo_train(cfg)
+        return record(cfg, [])
+
     def sweep(args):
         from scalerl.sweep import spec_from_args
 
@@ -68,6 +75,8 @@ def stubs(monkeypatch):
     patches = {
         "scalerl.train.loop.train_seeds": train_seeds,
         "scalerl.train.loop.resume": lambda dirs: record(dirs, []),
+        "scalerl.train.ppo_run.train_ppo": train_ppo,
+        "scalerl.train.ppo_run.resume_ppo": lambda dirs: record(dirs, []),
         "scalerl.train.setup.read_config": lambda run: TrainConfig(),
         "scalerl.offline.train.train_offline": train_offline,
         "scalerl.offline.train.resume_offline": lambda dirs: record(dirs, []),

@@ -94,7 +94,22 @@ def run_or_resume(args: list[str], command: str, start: Any, resume: Any) -> Non
         print(f"run written to {run_dir}")
 
 
+def is_ppo(args: list[str]) -> bool:
+    """`scalerl train --algo ppo ...`, or `--resume` of a PPO run directory."""
+    if args[:1] == ["--resume"] and len(args) > 1:
+        from scalerl.train.ppo_run import is_ppo_run
+
+        return is_ppo_run(Path(args[1]))
+    return _option(args, "--algo") == "ppo"
+
+
 def run_train(args: list[str]) -> None:
+    if is_ppo(args):  # PPO has its own options and loops (scalerl train --algo ppo --help)
+        from scalerl.train.ppo_run import main_ppo
+
+        for run_dir in main_ppo(args):
+            print(f"run written to {run_dir}")
+        return
     from scalerl.train.loop import resume, train_seeds
 
     run_or_resume(args, "train", lambda a: train_seeds(parse_train(a)), resume)

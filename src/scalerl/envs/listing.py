@@ -11,6 +11,15 @@ import gymnasium as gym
 import tyro
 
 from scalerl.envs.ale import ALE_IDS, ALE_PREFIX, parse_ale_id
+from scalerl.envs.jax_envs import (
+    CRAFTAX_IDS,
+    CRAFTAX_PREFIX,
+    GYMNAX_IDS,
+    GYMNAX_PREFIX,
+    INSTALL,
+    check_jax_env,
+    is_jax_env,
+)
 from scalerl.envs.make import INSTALL_HINTS, make_env
 from scalerl.envs.suites import (
     DMC_EASY_MEDIUM,
@@ -24,7 +33,7 @@ from scalerl.envs.suites import (
 )
 from scalerl.errors import EnvError
 
-SuiteName = Literal["dmc", "mujoco", "myosuite", "hbench", "ale"]
+SuiteName = Literal["dmc", "mujoco", "myosuite", "hbench", "ale", "gymnax", "craftax"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,16 @@ SUITES: dict[str, Suite] = {
     ),
     "ale": Suite(
         "ale", "Arcade Learning Environment (Atari-57, discrete actions)", ("ale_py",), ALE_IDS,
-        "pip install 'scalerl[ale]' (ale-py ships the ROMs)",
+        'pip install -e ".[ale]" in a checkout (ale-py ships the ROMs)',
+    ),
+    "gymnax": Suite(
+        "gymnax", "gymnax (JAX-native, scalerl train --algo ppo)", ("gymnax",),
+        tuple(GYMNAX_PREFIX + t for t in GYMNAX_IDS), INSTALL["gymnax"],
+    ),
+    "craftax": Suite(
+        "craftax", "Craftax-Classic (JAX-native, scalerl train --algo ppo)",
+        ("craftax.craftax_env",), tuple(CRAFTAX_PREFIX + t for t in CRAFTAX_IDS),
+        INSTALL["craftax"],
     ),
 }  # fmt: skip
 """The suites listed by ``scalerl envs``, in display order."""
@@ -73,7 +91,7 @@ class EnvStatus:
     """One listed task."""
 
     suite: str
-    """Suite name (``dmc``, ``mujoco``, ``myosuite``, ``hbench``, ``ale``)."""
+    """Suite name (a key of ``SUITES``)."""
     env_id: str
     """The id accepted by ``make_env``."""
     installed: bool
@@ -105,7 +123,7 @@ def _task_note(env_id: str) -> tuple[bool, str]:
     if env_id.startswith("myo"):
         registered = MYOSUITE_IDS[env_id]
         return registered in gym.registry, f"-> {registered}"
-    if env_id.startswith("dmc:"):
+    if env_id.startswith("dmc:") or is_jax_env(env_id):
         return True, ""
     if env_id.startswith(ALE_PREFIX):
         return _rom_note(env_id)
@@ -126,6 +144,9 @@ def _rom_note(env_id: str) -> tuple[bool, str]:
 def check_env(env_id: str) -> str | None:
     """Builds ``env_id``, resets it and takes one random step; returns an error or ``None``."""
     try:
+        if is_jax_env(env_id):
+            check_jax_env(env_id)
+            return None
         if env_id.startswith(ALE_PREFIX):
             from scalerl.envs.discrete import make_discrete_env
 

@@ -161,6 +161,11 @@ def make_env(
     Raises:
         EnvError: Unknown id, missing optional suite package, or unsupported spaces.
     """
+    if env_id.startswith(("gymnax:", "craftax:")):
+        raise EnvError(
+            f"{env_id!r} is a JAX-native environment without a Gymnasium interface; "
+            "train it with: scalerl train --algo ppo --env " + env_id
+        )
     preset = suite_preset(env_id)
     repeat = preset.action_repeat if action_repeat is None else action_repeat
     limit = preset.max_episode_steps if max_episode_steps is None else max_episode_steps

@@ -1,0 +1,196 @@
+"""JAX-native environments (gymnax, Craftax-Classic) as pure reset/step functions.
+
+Ids: `gymnax:<id>` (every id of `gymnax.registered_envs`, e.g. gymnax:CartPole-v1,
+gymnax:Breakout-MinAtar) and `craftax:Craftax-Classic-Symbolic-v1`. Every step resets finished
+episodes automatically and reports `terminated` (a true end: no bootstrap) and `truncated`
+(the time limit: bootstrap from `final_obs`) separately. Observations are flattened to float32
+vectors; continuous actions are taken in [-1, 1] and rescaled to the space's bounds.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from scalerl.errors import EnvError
+
+GYMNAX_PREFIX = "gymnax:"
+CRAFTAX_PREFIX = "craftax:"
+CRAFTAX_IDS = ("Craftax-Classic-Symbolic-v1",)
+"""Craftax ids served (the full Craftax env takes very long to compile on CPU)."""
+INSTALL = {
+    "gymnax": 'pip install "scalerl[gymnax]" (gymnax 1.0.1 and six)',
+    "craftax": 'pip install "scalerl[craftax]" (craftax 1.6.1)',
+    "craftax.craftax_env": 'pip install "scalerl[craftax]" (craftax 1.6.1)',
+}
+GYMNAX_IDS = (
+    "CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
+    "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "Seaquest-MinAtar",
+    "SpaceInvaders-MinAtar", "Catch-bsuite", "DeepSea-bsuite", "MemoryChain-bsuite",
+    "UmbrellaChain-bsuite", "DiscountingChain-bsuite", "MNISTBandit-bsuite",
+    "SimpleBandit-bsuite", "FourRooms-misc", "MetaMaze-misc", "PointRobot-misc",
+    "BernoulliBandit-misc", "GaussianBandit-misc", "Reacher-misc", "Swimmer-misc", "Pong-misc",
+    "FrozenLake-misc",
+)  # fmt: skip
+"""gymnax 1.0.1's registered ids (listed by `scalerl envs` without importing gymnax)."""
+
+
+def is_jax_env(env_id: str) -> bool:
+    """Whether `env_id` names a JAX-native environment (gymnax: or craftax: prefix)."""
+    return env_id.startswith((GYMNAX_PREFIX, CRAFTAX_PREFIX))
+
+
+@dataclass(frozen=True)
+class StepOut:
+    """What one auto-resetting step returns besides the new environment state."""
+
+    obs: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_obs: jax.Array
+    info: dict[str, jax.Array]
+
+
+jax.tree_util.register_dataclass(
+    StepOut, data_fields=["obs", "reward", "terminated", "truncated", "final_obs", "info"],
+    meta_fields=[],
+)  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class JaxEnv:
+    """A pure, auto-resetting environment: `reset(key)` and `step(key, state, action)`.
+
+    Attributes:
+        env_id: the scalerl id.
+        env: the gymnax / Craftax environment object.
+        params: its environment parameters.
+        obs_dim: size of the flattened observation.
+        discrete: discrete actions (else continuous in [-1, 1]).
+        num_actions: number of discrete actions, or the action dimension.
+        low, high: bounds of continuous actions (None for discrete).
+        info_keys: per-episode info reported at episode ends (Craftax achievements).
+    """
+
+    env_id: str
+    env: Any
+    params: Any
+    obs_dim: int
+    discrete: bool
+    num_actions: int
+    low: Any = None
+    high: Any = None
+    info_keys: tuple[str, ...] = ()
+
+    def reset(self, key: jax.Array) -> tuple[Any, jax.Array]:
+        """(environment state, flat observation) of a new episode."""
+        obs, state = self.env.reset_env(key, self.params)
+        return state, _flat(obs)
+
+    def step(self, key: jax.Array, state: Any, action: jax.Array) -> tuple[Any, StepOut]:
+        """One step; a finished episode is replaced by a new one (its last observation is
+        `final_obs`)."""
+        key_step, key_reset = jax.random.split(key)
+        obs_st, state_st, reward, done, info = self.env.step_env(
+            key_step, state, self._env_action(action), self.params
+        )
+        terminated, truncated = self._split_done(state_st, jnp.asarray(done))
+        end = jnp.logical_or(terminated, truncated)
+        obs_re, state_re = self.env.reset_env(key_reset, self.params)
+        new_state = jax.tree_util.tree_map(
+            lambda r, s: jax.lax.select(end, r, s), state_re, state_st
+        )
+        final = _flat(obs_st)
+        obs = jnp.where(end, _flat(obs_re), final)
+        kept = {k: jnp.asarray(info[k], jnp.float32) for k in self.info_keys}
+        out = StepOut(obs, jnp.asarray(reward, jnp.float32), terminated, truncated, final, kept)
+        return new_state, out
+
+    def _env_action(self, action: jax.Array) -> jax.Array:
+        if self.discrete:
+            return action
+        return self.low + (action + 1.0) * 0.5 * (self.high - self.low)
+
+    def _split_done(self, state: Any, done: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(terminated, truncated) of a step whose env reported `done`."""
+        if self.env_id.startswith(CRAFTAX_PREFIX):
+            from craftax.craftax_classic.game_logic import is_game_over
+
+            alive_params = self.params.replace(max_timesteps=2**30)
+            terminated = jnp.logical_and(done, is_game_over(state, alive_params))
+            return terminated, jnp.logical_and(done, jnp.logical_not(terminated))
+        truncated = self.env.is_truncated(state, self.params)
+        return done, jnp.logical_and(truncated, jnp.logical_not(done))
+
+
+def _flat(obs: Any) -> jax.Array:
+    return jnp.asarray(obs, jnp.float32).reshape(-1)
+
+
+def _import(module: str, env_id: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise EnvError(
+            f"environment {env_id!r} needs the '{module}' package; {INSTALL[module]}"
+        ) from None
+
+
+def make_jax_env(env_id: str) -> JaxEnv:
+    """The JAX-native environment of a `gymnax:` or `craftax:` id.
+
+    Raises:
+        EnvError: unknown id or missing package.
+    """
+    if env_id.startswith(CRAFTAX_PREFIX):
+        return _make_craftax(env_id)
+    if not env_id.startswith(GYMNAX_PREFIX):
+        raise EnvError(f"{env_id!r} is not a JAX-native id; use gymnax:<id> or craftax:<id>")
+    gymnax = _import("gymnax", env_id)
+    name = env_id[len(GYMNAX_PREFIX) :]
+    if name not in gymnax.registered_envs:
+        known = ", ".join(sorted(set(gymnax.registered_envs)))
+        raise EnvError(f"unknown gymnax id {name!r}; choose one of: {known}")
+    env, params = gymnax.make(name)
+    return _wrap(env_id, env, params)
+
+
+def _wrap(env_id: str, env: Any, params: Any, info_keys: tuple[str, ...] = ()) -> JaxEnv:
+    obs, _ = env.reset_env(jax.random.PRNGKey(0), params)
+    obs_dim = int(jnp.asarray(obs).size)
+    space = env.action_space(params)
+    if hasattr(space, "n"):
+        return JaxEnv(env_id, env, params, obs_dim, True, int(space.n), info_keys=info_keys)
+    low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), space.shape)
+    high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), space.shape)
+    dim = int(max(1, jnp.asarray(low).size))
+    return JaxEnv(env_id, env, params, obs_dim, False, dim, low.reshape(dim), high.reshape(dim))
+
+
+def craftax_achievements() -> tuple[str, ...]:
+    """Info keys of Craftax-Classic's 22 achievements (`Achievements/<name>`)."""
+    from craftax.craftax_classic.constants import Achievement
+
+    return tuple(f"Achievements/{a.name.lower()}" for a in Achievement)
+
+
+def check_jax_env(env_id: str) -> None:
+    """Build `env_id`, reset it and take one step (raises on failure)."""
+    env = make_jax_env(env_id)
+    state, _ = env.reset(jax.random.PRNGKey(0))
+    action = jnp.int32(0) if env.discrete else jnp.zeros((env.num_actions,))
+    env.step(jax.random.PRNGKey(1), state, action)
+
+
+def _make_craftax(env_id: str) -> JaxEnv:
+    name = env_id[len(CRAFTAX_PREFIX) :]
+    if name not in CRAFTAX_IDS:
+        raise EnvError(f"unknown craftax id {name!r}; choose one of: {', '.join(CRAFTAX_IDS)}")
+    craftax_env = _import("craftax.craftax_env", env_id)
+    env = craftax_env.make_craftax_env_from_name(name, auto_reset=False)
+    return _wrap(env_id, env, env.default_params, craftax_achievements())

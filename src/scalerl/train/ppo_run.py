@@ -1,0 +1,282 @@
+"""`scalerl train --algo ppo`: parse options, create run directories, drive a PPO loop.
+
+JAX-native ids (gymnax:, craftax:) run the fused loop (`train.ppo_fused`), all seeds vmapped in
+one process; other ids run the Gymnasium host loop (`train.ppo_host`). Every seed gets its own
+run directory with config.json, metrics.csv (+ TensorBoard) and checkpoint.msgpack, the same
+layout as off-policy runs, so `scalerl report` reads PPO runs too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import tyro
+
+from scalerl.agents.ppo import PPO, make_ppo
+from scalerl.agents.ppo_net import ActionSpec
+from scalerl.config import AGENTS, PlasticityConfig, seed_list
+from scalerl.config_ppo import (
+    PPOConfig,
+    PPOTrainConfig,
+    iterations_per_log,
+    num_iterations,
+    ppo_preset,
+    validate_ppo_train,
+)
+from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
+from scalerl.errors import ConfigError, ScalerlError
+from scalerl.train import ppo_fused
+from scalerl.train.checkpoint import load_checkpoint, save_checkpoint
+from scalerl.train.logging import Logger
+from scalerl.train.setup import CHECKPOINT_NAME, CONFIG_NAME, config_to_dict, safe_name
+
+DESCRIPTION = (
+    "Train PPO (Schulman et al. 2017). JAX-native ids (gymnax:<id>, "
+    "craftax:Craftax-Classic-Symbolic-v1) run rollout, GAE and all epochs as one jitted scan, "
+    "vmapped over --seeds; Gymnasium/DMC/MuJoCo ids step a Gymnasium vector env. Defaults follow "
+    "--agent's preset (CleanRL's for mlp). Continue a run: scalerl train --algo ppo "
+    "--resume RUN_DIR [RUN_DIR ...]."
+)
+
+
+def parse_ppo(args: list[str]) -> PPOTrainConfig:
+    """Parse `scalerl train --algo ppo` options on top of the preset of --agent.agent."""
+    agent = _agent_option(args)
+    return tyro.cli(
+        tyro.conf.OmitArgPrefixes[PPOTrainConfig],
+        args=args,
+        default=PPOTrainConfig(agent=ppo_preset(agent)),
+        prog="scalerl train --algo ppo",
+        description=DESCRIPTION,
+    )
+
+
+def _agent_option(args: list[str]) -> str:
+    """The value of --agent (default mlp), checked."""
+    value = "mlp"
+    for i, arg in enumerate(args):
+        if arg == "--agent" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--agent="):
+            value = arg.split("=", 1)[1]
+    if value not in AGENTS:
+        raise ConfigError(f"unknown agent {value!r}; choose one of {', '.join(AGENTS)}")
+    return value
+
+
+# ----------------------------------------------------------------------------- run directories
+
+
+def seed_run_dirs(cfg: PPOTrainConfig, seeds: list[int]) -> list[Path]:
+    """One new directory per seed: <name>[-s<seed>] or ppo-<agent>-<env>-s<seed>-<stamp>."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dirs = []
+    for seed in seeds:
+        if cfg.name:
+            name = cfg.name if len(seeds) == 1 else f"{cfg.name}-s{seed}"
+        else:
+            name = f"ppo-{cfg.agent.agent}-{safe_name(cfg.env)}-s{seed}-{stamp}"
+        run_dir = Path(cfg.run_root) / name
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ScalerlError(
+                f"run directory {run_dir} already exists; choose another --name or delete it"
+            )
+        dirs.append(run_dir)
+    for run_dir in dirs:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+def write_ppo_config(run_dir: Path, cfg: PPOTrainConfig) -> None:
+    """<run>/config.json of one seed (algo "ppo" marks it for --resume)."""
+    (run_dir / CONFIG_NAME).write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
+
+
+def read_ppo_config(run_dir: Path) -> PPOTrainConfig:
+    """Inverse of `write_ppo_config`.
+
+    Raises:
+        ConfigError: not a PPO run, or a config of another scalerl version.
+    """
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise ScalerlError(f"{run_dir} is not a scalerl run directory (no {CONFIG_NAME})")
+    data = json.loads(path.read_text())
+    if data.get("algo") != "ppo":
+        raise ConfigError(f"{run_dir} is not a PPO run; resume it with scalerl train --resume")
+    try:
+        agent = dict(data.pop("agent"))
+        plasticity = PlasticityConfig(**agent.pop("plasticity", {}))
+        data["run_root"] = Path(data["run_root"])
+        return PPOTrainConfig(**data, agent=PPOConfig(**agent, plasticity=plasticity))
+    except (TypeError, KeyError) as err:
+        raise ConfigError(f"config file does not match this scalerl version ({err})") from None
+
+
+def is_ppo_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a PPO run's config."""
+    path = Path(run_dir) / CONFIG_NAME
+    try:
+        return json.loads(path.read_text()).get("algo") == "ppo"
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def open_loggers(cfg: PPOTrainConfig, dirs: list[Path], seeds: list[int], resume_step=None):
+    """One Logger per seed (exp_name ppo-<agent>)."""
+    return [
+        Logger(
+            d, f"ppo-{cfg.agent.agent}", cfg.env, s, tensorboard=cfg.tensorboard,
+            wandb_project=cfg.wandb_project, wandb_config=config_to_dict(cfg),
+            resume_step=resume_step,
+        )
+        for d, s in zip(dirs, seeds, strict=True)
+    ]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def train_ppo(cfg: PPOTrainConfig) -> list[Path]:
+    """Run PPO for every seed of `cfg`; returns the run directories."""
+    validate_ppo_train(cfg)
+    seeds = seed_list(cfg)
+    if not is_jax_env(cfg.env):
+        from scalerl.train.ppo_host import train_host
+
+        if len(seeds) > 1:
+            raise ConfigError(
+                "--seeds with a Gymnasium id is not supported by PPO's host loop; "
+                "run one seed per process or use a gymnax:/craftax: id"
+            )
+        return train_host(cfg, seeds[0])
+    env = make_jax_env(cfg.env)
+    dirs = seed_run_dirs(cfg, seeds)
+    for d, s in zip(dirs, seeds, strict=True):
+        write_ppo_config(d, dataclasses.replace(cfg, seed=s, seeds=None, num_seeds=1))
+    agent = build(cfg, env)
+    states, carries = ppo_fused.init_seeds(agent, env, seeds)
+    FusedRun(cfg, env, agent, dirs, seeds).run(states, carries, 0)
+    return dirs
+
+
+def resume_ppo(run_dirs: list[Path]) -> list[Path]:
+    """Continue fused PPO runs (the seed directories of one job) from their checkpoints."""
+    cfgs = [read_ppo_config(d) for d in run_dirs]
+    base = dataclasses.replace(cfgs[0], seed=0)
+    if any(dataclasses.replace(c, seed=0, name=None) != dataclasses.replace(base, name=None)
+           for c in cfgs):  # fmt: skip
+        raise ConfigError("--resume directories must come from one job (same config)")
+    if not is_jax_env(base.env):
+        raise ConfigError("resume is available for gymnax:/craftax: PPO runs only")
+    seeds = [c.seed for c in cfgs]
+    env = make_jax_env(base.env)
+    agent = build(base, env)
+    template = ppo_fused.init_seeds(agent, env, seeds)
+    trees, iteration = [], None
+    for i, d in enumerate(run_dirs):
+        one = jax.tree_util.tree_map(lambda x, i=i: x[i], template)
+        tree, meta = load_checkpoint(d / CHECKPOINT_NAME, one)
+        trees.append(tree)
+        if iteration not in (None, meta["iteration"]):
+            raise ConfigError("--resume directories were checkpointed at different iterations")
+        iteration = meta["iteration"]
+    states, carries = jax.tree_util.tree_map(lambda *xs: jax.device_put(np.stack(xs)), *trees)
+    FusedRun(base, env, agent, list(run_dirs), seeds).run(states, carries, iteration)
+    return list(run_dirs)
+
+
+def build(cfg: PPOTrainConfig, env: JaxEnv) -> PPO:
+    """The PPO agent of a run on a JAX-native environment."""
+    action = ActionSpec(env.discrete, env.num_actions)
+    return make_ppo(cfg.agent, env.obs_dim, action, num_iterations(cfg))
+
+
+@dataclasses.dataclass
+class FusedRun:
+    """Drives the fused loop in chunks of `iterations_per_log` iterations (all seeds at once)."""
+
+    cfg: PPOTrainConfig
+    env: JaxEnv
+    agent: PPO
+    dirs: list[Path]
+    seeds: list[int]
+
+    def run(self, states: Any, carries: Any, start: int) -> None:
+        """Iterations start..num_iterations; log and checkpoint between chunks."""
+        cfg, total = self.cfg, num_iterations(self.cfg)
+        batch = cfg.agent.batch_size
+        resume_step = start * batch if start else None
+        loggers = open_loggers(cfg, self.dirs, self.seeds, resume_step)
+        chunks: dict[int, Any] = {}
+        done, last_ckpt = start, start
+        try:
+            while done < total:
+                n = min(iterations_per_log(cfg), total - done)
+                if n not in chunks:
+                    chunks[n] = ppo_fused.make_chunk_many(self.agent, self.env, n, cfg.health)
+                t0 = time.perf_counter()
+                states, carries, (metrics, health) = chunks[n](states, carries)
+                metrics, health = jax.device_get((metrics, health))
+                done += n
+                rate = n * batch * len(self.seeds) / (time.perf_counter() - t0)
+                self._log(loggers, metrics, health, done * batch, rate)
+                every = cfg.checkpoint_every
+                if done == total or (every and (done - last_ckpt) * batch >= every):
+                    self._checkpoint(states, carries, done)
+                    last_ckpt = done
+        finally:
+            for logger in loggers:
+                logger.close()
+
+    def _log(self, loggers: list[Logger], metrics: Any, health: Any, env_step: int, rate: float):
+        for i, logger in enumerate(loggers):
+            seed_metrics = jax.tree_util.tree_map(lambda x, i=i: x[i], metrics)
+            summary = ppo_fused.summarize(seed_metrics)
+            summary |= {k: float(v[i]) for k, v in health.items()}
+            summary["perf/env_steps_per_second"] = rate
+            logger.log(summary, env_step)
+            if self.cfg.progress:
+                print(progress_line(self.seeds[i], env_step, summary))
+
+    def _checkpoint(self, states: Any, carries: Any, iteration: int) -> None:
+        for i, d in enumerate(self.dirs):
+            tree = jax.tree_util.tree_map(lambda x, i=i: np.asarray(x[i]), (states, carries))
+            meta = {"iteration": iteration, "env_step": iteration * self.cfg.agent.batch_size}
+            save_checkpoint(d / CHECKPOINT_NAME, tree, meta | {"algo": "ppo"})
+
+
+def progress_line(seed: int, env_step: int, summary: dict[str, float]) -> str:
+    """One progress line: the mean return of the episodes finished since the last line."""
+    ret = summary.get("train/episode_return")
+    text = "no episode finished yet" if ret is None else f"episode return {ret:.2f}"
+    return f"[seed {seed}] step {env_step}: {text}"
+
+
+def strip_algo(args: list[str]) -> list[str]:
+    """`args` without its `--algo ppo` / `--algo=ppo`."""
+    out, skip = [], False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+        elif arg == "--algo" and args[i + 1 : i + 2] == ["ppo"]:
+            skip = True
+        elif arg != "--algo=ppo":
+            out.append(arg)
+    return out
+
+
+def main_ppo(args: list[str]) -> list[Path]:
+    """`scalerl train --algo ppo ...` or `scalerl train --algo ppo --resume DIR ...`."""
+    rest = strip_algo(args)
+    if rest[:1] == ["--resume"]:
+        if len(rest) < 2 or any(a.startswith("-") for a in rest[1:]):
+            raise ScalerlError("usage: scalerl train --algo ppo --resume RUN_DIR [RUN_DIR ...]")
+        return resume_ppo([Path(a) for a in rest[1:]])
+    return train_ppo(parse_ppo(args))
