@@ -86,7 +86,8 @@ def plot_gap_heatmap(results: Any, path: str | Path) -> None:
     fig, ax = plt.subplots(figsize=(1.6 * len(grid) + 2.5, 0.55 * len(table) + 1.5))
     image = ax.imshow(values, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
     for (i, j), v in np.ndenumerate(values):
-        ax.text(j, i, f"{v:+.1f}", ha="center", va="center", fontsize="small")
+        color = "white" if abs(v) > 0.6 * bound else "black"
+        ax.text(j, i, f"{v:+.1f}", ha="center", va="center", fontsize="small", color=color)
     ax.set_xticks(range(len(grid)), [f"p={p:.0%}\nq={q:.0%}" for p, q in grid])
     ax.set_yticks(range(len(table)), list(table))
     ax.set_title("test accuracy gap to from-scratch (points)")
