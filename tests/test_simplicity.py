@@ -12,7 +12,6 @@ from scalerl.errors import ConfigError
 from scalerl.science.architectures import ScalarNet, init_params, uniform_dense
 from scalerl.science.simplicity import (
     SimplicityConfig,
-    complexities,
     grid_points,
     parse_depths,
     plane_inputs,
@@ -80,12 +79,15 @@ def test_uniform_init_redraws_dense_only():
     assert np.abs(np.asarray(new["block_0"]["Dense_0"]["bias"])).max() > 0
 
 
-def test_simbav2_score_does_not_depend_on_amplitude():
+def test_simbav2_function_does_not_depend_on_amplitude():
     """Projection onto the sphere removes the scale of uniform weights (SimbaV2 §4.2)."""
-    base = SimplicityConfig(archs="simbav2", width=8, depth="1", grid=16, inits=3)
-    c1 = complexities(base, "simbav2", 1)
-    c3 = complexities(SimplicityConfig(**{**base.__dict__, "amplitude": 3.0}), "simbav2", 1)
-    np.testing.assert_allclose(c1, c3, rtol=1e-4)
+    net, x = ScalarNet("simbav2", 8, 1), grid_points(4, -3.0, 3.0)
+    key = jax.random.PRNGKey(0)
+    out = [net.apply(init_params(net, key, 2, "uniform", a), x) for a in (1.0, 3.0)]
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-4, atol=1e-6)
+    mlp = ScalarNet("mlp", 8, 1)
+    small, big = (mlp.apply(init_params(mlp, key, 2, "uniform", a), x) for a in (1.0, 3.0))
+    assert not np.allclose(small, big)  # without projection the amplitude matters
 
 
 def test_plane_inputs_orthonormal_and_network_output_scalar():
@@ -109,10 +111,10 @@ def test_bad_settings_raise_config_error():
 
 
 def test_cli_prints_table_and_writes_plot(tmp_path, capsys):
-    args = ["simplicity", "--archs", "mlp,residual", "--width", "8", "--depth", "1,2"]
+    args = ["simplicity", "--archs", "mlp", "--width", "8", "--depth", "1,2"]
     args += ["--grid", "16", "--inits", "2", "--out-dir", str(tmp_path)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert out.count("| mlp |") == 2 and "| residual | 2 |" in out
+    assert "| mlp | 1 |" in out and "| mlp | 2 |" in out
     assert {p.name for p in tmp_path.iterdir()} == {"results.json", "table.md", "simplicity.png"}
     assert main(["simplicity", "--archs", "cnn"]) == 2
