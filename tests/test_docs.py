@@ -23,10 +23,10 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 INTERNAL = re.compile(r"\bspec\b\W{0,3}(§|\d)|\.\./shared|shared/(spec|reference)|\bspec:", re.I)
 """References to documents a user of the package does not have."""
 STUBBED = {"train", "evaluate", "plot", "plasticity", "sweep", "report", "offline", "dataset",
-           "envs"}  # fmt: skip
+           "envs", "simplicity"}  # fmt: skip
 """Commands whose back-ends the `stubs` fixture replaces (others would do real work)."""
-HELP = ["train", "train --algo ppo", "evaluate", "plot", "plasticity", "sweep", "report", "offline",
-        "dataset export", "dataset collect", "envs"]  # fmt: skip
+HELP = ["train", "train --algo ppo", "evaluate", "plot", "plasticity", "sweep", "report",
+        "offline", "dataset export", "dataset collect", "envs", "simplicity"]  # fmt: skip
 
 
 def doc_commands() -> list[tuple[str, str]]:
@@ -85,6 +85,7 @@ def stubs(monkeypatch):
         "scalerl.analysis.health_plot.plot_health": lambda *a: record(a, "health.png"),
         "scalerl.analysis.report.write_report": lambda *a, **k: record(a, "report.md"),
         "scalerl.plasticity.digits.main": record,
+        "scalerl.science.simplicity_report.main": record,
         "scalerl.sweep.run_from_args": sweep,
         "scalerl.envs.listing.list_envs": lambda *a: record(a, []),
         "scalerl.offline.collect.export_buffer": lambda run: record(run, _Dataset([0])),

@@ -22,6 +22,7 @@ COMMANDS = {
     "offline": "train SAC + behaviour cloning on a dataset (scalerl offline --help)",
     "dataset": "export a run's replay buffer or collect with its policy (scalerl dataset --help)",
     "envs": "list environment suites and tasks, and which are installed (scalerl envs --help)",
+    "simplicity": "simplicity-bias score of architectures at init (scalerl simplicity --help)",
 }
 
 
@@ -189,6 +190,13 @@ def run_plasticity(args: list[str]) -> None:
     digits_main(tyro.cli(DigitsConfig, args=args, prog="scalerl plasticity"))
 
 
+def run_simplicity(args: list[str]) -> None:
+    from scalerl.science.simplicity import SimplicityConfig
+    from scalerl.science.simplicity_report import main as simplicity_main
+
+    simplicity_main(tyro.cli(SimplicityConfig, args=args, prog="scalerl simplicity"))
+
+
 def run_sweep(args: list[str]) -> None:
     from scalerl.sweep import main_sweep
 
@@ -271,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         "offline": run_offline,
         "dataset": run_dataset,
         "envs": run_envs,
+        "simplicity": run_simplicity,
     }
     if command not in handlers:
         print(f"scalerl: unknown command {command!r}\n{_usage()}", file=sys.stderr)

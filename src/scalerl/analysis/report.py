@@ -613,6 +613,9 @@ def write_report(
         table = comparison_table(runs, ref, step, reps=reps, seed=seed)
         table.to_csv(out / "comparison.csv", index=False)
         sections.append(_comparison_md(table))
+    from scalerl.analysis.report_extras import extra_sections
+
+    sections.append(extra_sections(curves, scores, out, reps, seed))
     sections.append(_figures_md(_figures(curves, scores, agg, out, reps, seed)))
     (out / "report.md").write_text("\n\n".join(sections) + "\n")
     return out / "report.md"

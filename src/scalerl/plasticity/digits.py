@@ -1,7 +1,8 @@
 """The CPU "digits plasticity" benchmark: runner, summary table and plot (spec plasticity.md §6).
 
 Protocol A (§6.1) measures trainability: K tasks of random labels on the 1,797 digits images,
-end-of-task accuracy on the task's own examples. Protocol B (§6.2) is a warm-start smoke test.
+end-of-task accuracy on the task's own examples. Protocol B (§6.2) is a warm-start smoke test;
+`warmstart` is the full warm-start experiment over a (p, q) grid (module `warmstart`).
 Data live in `digits_data`, the network, variants and fused training loops in `digits_train`.
 
 Example:
@@ -21,6 +22,7 @@ from typing import Any, Literal
 import jax
 import numpy as np
 
+from scalerl.errors import ConfigError
 from scalerl.plasticity.digits_data import ProtocolBData, load_digits_data, protocol_b_split
 from scalerl.plasticity.digits_train import (
     VARIANTS,
@@ -38,8 +40,10 @@ from scalerl.plasticity.digits_train import (
     task_end,
     train_steps,
 )
+from scalerl.plasticity.warmstart import METHODS as WARMSTART_METHODS
+from scalerl.plasticity.warmstart_report import plot_gap_heatmap, run_warmstart, table_warmstart
 
-Protocol = Literal["A", "B"]
+Protocol = Literal["A", "B", "warmstart"]
 PROTOCOL_B_METHODS: dict[str, tuple[Variant, bool]] = {
     "cold": (Base(), False),
     "warm": (Base(), True),
@@ -51,6 +55,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "A": {"variants": tuple(VARIANTS), "seeds": 3, "width": 128, "batch_size": 128, "steps": 400},
     "B": {"variants": tuple(PROTOCOL_B_METHODS), "seeds": 5, "width": 256, "batch_size": 64,
           "steps": 2000},
+    "warmstart": {"variants": tuple(WARMSTART_METHODS), "seeds": 5, "width": 256,
+                  "batch_size": 64, "steps": 2000},
 }  # fmt: skip
 """Spec settings per protocol (§6.1, §6.2), used for every `None` field of `DigitsConfig`."""
 
@@ -61,26 +67,33 @@ class DigitsConfig:
     protocol's default."""
 
     protocol: Protocol = "A"
-    """A: random-label trainability; B: warm-start smoke test (docs/plasticity/benchmark.md)."""
+    """A: random-label trainability; B: warm-start smoke test; warmstart: warm start on p % of
+    the data with q % noisy labels vs from scratch (docs/plasticity/benchmark.md)."""
     variants: tuple[str, ...] | None = None
     """Variants to run (A: base ln nap reset hare_tortoise shrink_perturb; B: cold warm
-    hare_tortoise shrink_perturb); None runs all of them."""
+    hare_tortoise shrink_perturb; warmstart: plain reset shrink_perturb hare_tortoise nap);
+    None runs all of them."""
     seeds: int | None = None
-    """Independent seeds, trained in parallel with vmap (A: 3, B: 5)."""
+    """Independent seeds, trained in parallel with vmap (A: 3, B and warmstart: 5)."""
     num_tasks: int = 40
     """Protocol A: number of random-label tasks K."""
     steps: int | None = None
-    """A: Adam steps per task (400); B: Adam steps per phase (2000)."""
+    """A: Adam steps per task (400); B and warmstart: Adam steps per phase (2000)."""
     width: int | None = None
-    """Hidden width W of the 64-W-W-10 MLP (A: 128, B: 256)."""
+    """Hidden width W of the 64-W-W-10 MLP (A: 128, B and warmstart: 256)."""
     lr: float = 1e-3
     """Adam learning rate (β = (0.9, 0.999), ε = 1e-8)."""
     batch_size: int | None = None
-    """Batch size, sampled with replacement (A: 128, B: 64)."""
+    """Batch size, sampled with replacement (A: 128, B and warmstart: 64)."""
     seed: int = 0
     """Base seed: seed i of a run uses fold_in(PRNGKey(seed), i); B's split uses PRNGKey(seed)."""
     out_dir: str | None = None
-    """If set, write results.json, table.md and (A) accuracy_per_task.png there."""
+    """If set, write results.json, table.md and the plot (A: accuracy_per_task.png,
+    warmstart: gap_heatmap.png) there."""
+    warm_fractions: tuple[float, ...] = (0.1, 0.5)
+    """warmstart: p, fractions of the 1,200 training images used in phase 1."""
+    label_noise: tuple[float, ...] = (0.0, 0.5)
+    """warmstart: q, fractions of the phase-1 labels moved to another class."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +102,8 @@ class VariantResult:
 
     name: str
     metrics: dict[str, np.ndarray]
-    """A: task-end metrics, each (seeds, tasks); B: `eval/test_accuracy` of shape (seeds,)."""
+    """A: task-end metrics, each (seeds, tasks); B: `eval/test_accuracy` of shape (seeds,);
+    warmstart: `eval/test_accuracy` of shape (cells, seeds)."""
     seconds: float
     """Wall-clock seconds of the jitted run of all seeds, compilation included."""
 
@@ -155,15 +169,27 @@ def run_protocol_b(method: str, keys: jax.Array, settings: dict[str, Any]) -> Va
     return VariantResult(method, {"eval/test_accuracy": np.asarray(acc)}, seconds)
 
 
+def check_grid(cfg: DigitsConfig) -> None:
+    """ConfigError unless every warm-start fraction p is in (0, 1] and every noise q in [0, 1]."""
+    p_ok = cfg.warm_fractions and all(0.0 < p <= 1.0 for p in cfg.warm_fractions)
+    q_ok = cfg.label_noise and all(0.0 <= q <= 1.0 for q in cfg.label_noise)
+    if not (p_ok and q_ok):
+        raise ConfigError(
+            f"need --warm-fractions in (0, 1] and --label-noise in [0, 1], got "
+            f"{cfg.warm_fractions} and {cfg.label_noise}"
+        )
+
+
 def resolve(cfg: DigitsConfig) -> dict[str, Any]:
     """The run settings of `cfg`, with every `None` replaced by its protocol default."""
     if cfg.protocol not in DEFAULTS:
-        raise ValueError(f"unknown protocol {cfg.protocol!r}; use 'A' or 'B'")
+        raise ValueError(f"unknown protocol {cfg.protocol!r}; use 'A', 'B' or 'warmstart'")
+    check_grid(cfg)
     settings = dataclasses.asdict(cfg)
     for name, value in DEFAULTS[cfg.protocol].items():
         settings[name] = value if settings[name] is None else settings[name]
     settings["variants"] = tuple(settings["variants"])
-    known = VARIANTS if cfg.protocol == "A" else PROTOCOL_B_METHODS
+    known = {"A": VARIANTS, "B": PROTOCOL_B_METHODS, "warmstart": WARMSTART_METHODS}[cfg.protocol]
     unknown = [v for v in settings["variants"] if v not in known]
     if unknown:
         raise ValueError(f"unknown variants {unknown} for protocol {cfg.protocol}: {list(known)}")
@@ -198,8 +224,11 @@ def run_benchmark(
     cfg = DigitsConfig(protocol, variants, seeds, num_tasks, width=width, out_dir=out, **overrides)
     settings = resolve(cfg)
     keys = seed_keys(settings["seed"], settings["seeds"])
-    run = run_protocol_a if protocol == "A" else run_protocol_b
-    rows = tuple(run(name, keys, settings) for name in settings["variants"])
+    if protocol == "warmstart":
+        rows = tuple(run_warmstart(settings["variants"], keys, settings))
+    else:
+        run = run_protocol_a if protocol == "A" else run_protocol_b
+        rows = tuple(run(name, keys, settings) for name in settings["variants"])
     results = BenchmarkResults(protocol, rows, settings)
     if out is not None:
         save_results(results, Path(out))
@@ -253,7 +282,8 @@ def table_b(results: BenchmarkResults) -> list[str]:
 
 def format_table(results: BenchmarkResults) -> str:
     """The results as a Markdown table (protocol A: §6.1 columns; protocol B: test accuracy)."""
-    lines = table_a(results) if results.protocol == "A" else table_b(results)
+    tables = {"A": table_a, "B": table_b, "warmstart": table_warmstart}
+    lines = tables[results.protocol](results)
     return "\n".join(lines) + "\n"
 
 
@@ -290,6 +320,8 @@ def save_results(results: BenchmarkResults, out_dir: Path) -> None:
     (out_dir / "table.md").write_text(format_table(results))
     if results.protocol == "A":
         plot_accuracy_per_task(results, out_dir / "accuracy_per_task.png")
+    if results.protocol == "warmstart":
+        plot_gap_heatmap(results, out_dir / "gap_heatmap.png")
 
 
 def main(cfg: DigitsConfig) -> BenchmarkResults:

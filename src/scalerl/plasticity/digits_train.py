@@ -234,10 +234,17 @@ def after_step(learner: Learner, state: TrainState) -> TrainState:
 
 
 def train_step(
-    learner: Learner, state: TrainState, x: jax.Array, y: jax.Array, key: jax.Array
+    learner: Learner,
+    state: TrainState,
+    x: jax.Array,
+    y: jax.Array,
+    key: jax.Array,
+    n: jax.Array | int | None = None,
 ) -> TrainState:
-    """One Adam step on a batch drawn with replacement from (x, y), then `after_step`."""
-    idx = jax.random.randint(key, (learner.batch_size,), 0, x.shape[0])
+    """One Adam step on a batch drawn with replacement from the first `n` (default: all)
+    examples of (x, y), then `after_step`; `n` may be traced (warm-start subsets)."""
+    high = x.shape[0] if n is None else n
+    idx = jax.random.randint(key, (learner.batch_size,), 0, high)
     grads = jax.grad(loss_fn)(state.params, learner.model, x[idx], y[idx])
     updates, opt_state = learner.opt.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -246,12 +253,18 @@ def train_step(
 
 
 def train_steps(
-    learner: Learner, state: TrainState, x: jax.Array, y: jax.Array, key: jax.Array, n: int
+    learner: Learner,
+    state: TrainState,
+    x: jax.Array,
+    y: jax.Array,
+    key: jax.Array,
+    n: int,
+    subset: jax.Array | int | None = None,
 ) -> TrainState:
-    """`n` fused `train_step`s (`lax.scan`)."""
+    """`n` fused `train_step`s (`lax.scan`), sampling from the first `subset` examples."""
 
     def body(s: TrainState, k: jax.Array) -> tuple[TrainState, None]:
-        return train_step(learner, s, x, y, k), None
+        return train_step(learner, s, x, y, k, subset), None
 
     state, _ = jax.lax.scan(body, state, jax.random.split(key, n))
     return state
