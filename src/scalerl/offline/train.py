@@ -36,6 +36,7 @@ from scalerl.offline.warmup import warm_seed_states
 from scalerl.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from scalerl.train.evaluate import evaluate_batch, make_policy
 from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
+from scalerl.train.resume import clean_partial_writes
 from scalerl.train.setup import (
     CHECKPOINT_NAME,
     absolute,
@@ -43,6 +44,7 @@ from scalerl.train.setup import (
     config_from_dict,
     config_to_dict,
     create_run_dir,
+    job_group,
     open_logger,
     resolve,
     safe_name,
@@ -242,7 +244,8 @@ def _open_run(cfg: OfflineConfig, dataset: Dataset, run_dirs: list[Path] | None)
     total = train_cfg.env_steps // train_cfg.action_repeat
     ref = reference_range(train_cfg.env, dataset.metadata, cfg.ref_min_score, cfg.ref_max_score)
     info = _dataset_info(cfg, dataset, rows, total, ref)
-    seeds = [_open_seed(c, d, e, cfg, info) for c, d, e in zip(configs, dirs, envs, strict=True)]
+    opened = zip(configs, dirs, envs, strict=True)
+    seeds = [_open_seed(c, d, e, cfg, info, job_group(configs)) for c, d, e in opened]
     buffer = replay_from_numpy(rows, len(rows["reward"]))
     return OfflineRun(cfg, train_cfg, sac, seeds, buffer, total, ref, info)
 
@@ -269,7 +272,12 @@ def _dataset_info(
 
 
 def _open_seed(
-    cfg: TrainConfig, run_dir: Path | None, env: gym.Env, offline: OfflineConfig, info: dict
+    cfg: TrainConfig,
+    run_dir: Path | None,
+    env: gym.Env,
+    offline: OfflineConfig,
+    info: dict,
+    group: str | None = None,
 ) -> OfflineSeed:
     """Create (or reopen, on resume) one seed's run directory and logger."""
     resume_step = None
@@ -281,8 +289,9 @@ def _open_seed(
         record = {"config": config_to_dict(one), "dataset": info}
         (run_dir / OFFLINE_NAME).write_text(json.dumps(record, indent=2) + "\n")
     else:
+        clean_partial_writes(run_dir)
         resume_step = int(read_checkpoint_meta(run_dir / CHECKPOINT_NAME)["updates"])
-    logger = open_logger(cfg, run_dir, resume_step, f"{cfg.agent.agent}-offline")
+    logger = open_logger(cfg, run_dir, resume_step, f"{cfg.agent.agent}-offline", group)
     return OfflineSeed(cfg, run_dir, env, logger)
 
 
@@ -373,7 +382,8 @@ def _record(run: OfflineRun, states: SACState, metrics: dict, u: int) -> None:
     for i, seed in enumerate(run.seeds):
         values = {k: v[i] for k, v in metrics.items()}
         bad = nonfinite_loss(values)
-        if bad is not None:
+        if bad is not None:  # the non-finite row is written, then the run stops
+            seed.logger.log({k: float(np.mean(v)) for k, v in values.items()}, u)
             run.checkpoint(states, u, "checkpoint_nan.msgpack")
             raise TrainingError(
                 f"{bad} became {values[bad]} by update {u} (seed {seed.cfg.seed}); state "

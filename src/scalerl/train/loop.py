@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,9 @@ from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
 from scalerl.train.resume import (
     ActionLog,
     LoopCounters,
+    clean_partial_writes,
     counters_from_meta,
+    has_resume_point,
     load_resume,
     resume_template,
     save_resume,
@@ -48,6 +51,7 @@ from scalerl.train.setup import (
     build_agent,
     config_to_dict,
     create_run_dir,
+    job_group,
     open_logger,
     read_config,
     replay_capacity,
@@ -230,7 +234,7 @@ def _execute(run: Run, start: Any) -> list[Path]:
     return [s.run_dir for s in run.seeds]
 
 
-def _open_seed(cfg: TrainConfig, run_dir: Path | None) -> SeedRun:
+def _open_seed(cfg: TrainConfig, run_dir: Path | None, group: str | None = None) -> SeedRun:
     """Environments, run directory and logger of one seed.
 
     With `run_dir` (resume), the logger is opened by `_restore_seed` once the step to resume
@@ -243,7 +247,9 @@ def _open_seed(cfg: TrainConfig, run_dir: Path | None) -> SeedRun:
     if run_dir is None:
         run_dir = create_run_dir(cfg)
         write_config(run_dir, cfg)
-        logger = open_logger(cfg, run_dir, None)
+        logger = open_logger(cfg, run_dir, None, group=group)
+    else:
+        clean_partial_writes(run_dir)
     actions = ActionLog(agent_steps(cfg), env.action_space.shape[0])
     return SeedRun(cfg, run_dir, env, eval_env, logger, actions)
 
@@ -252,7 +258,8 @@ def _open_run(cfg: TrainConfig, run_dirs: list[Path | None]) -> Run:
     if cfg.video_every:
         check_rendering(cfg.env)  # fail now, not hours into the run
     configs = seed_configs(cfg)
-    seeds = [_open_seed(c, d) for c, d in zip(configs, run_dirs, strict=True)]
+    group = job_group(configs)
+    seeds = [_open_seed(c, d, group) for c, d in zip(configs, run_dirs, strict=True)]
     obs_dim, action_dim = env_info(seeds[0].env)
     sac = build_agent(cfg, obs_dim, action_dim)
     preload = load_preload(cfg, obs_dim, action_dim)
@@ -279,6 +286,8 @@ def _capacity(run: Run) -> int:
 
 def _restore(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
     """The stacked state of the newest resume checkpoints; envs replayed to that point."""
+    if not any(has_resume_point(s.run_dir) for s in run.seeds):
+        return _restart(run)
     template = resume_template(run.sac, _capacity(run))
     loaded = [load_resume(s.run_dir, template) for s in run.seeds]
     counters = [counters_from_meta(meta) for _, meta in loaded]
@@ -295,6 +304,19 @@ def _restore(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
     buffers = jax.tree_util.tree_map(stack, *[t["buffer"] for t in trees])
     actions = np.stack([np.asarray(t["next_action"]) for t in trees])
     return states, buffers, np.stack(obs), actions
+
+
+def _restart(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
+    """A run killed before its first resume checkpoint starts again from step 0.
+
+    Everything is a function of the seed, so this reaches the uninterrupted run's result
+    exactly; what the killed process logged is dropped.
+    """
+    for seed_run in run.seeds:
+        print(f"scalerl: {seed_run.run_dir} has no resume checkpoint yet; restarting it from "
+              "step 0", file=sys.stderr)  # fmt: skip
+        seed_run.logger = open_logger(seed_run.cfg, seed_run.run_dir, -1)
+    return _initial(run)
 
 
 def _restore_seed(run: Run, seed_run: SeedRun, tree: dict, meta: dict) -> np.ndarray:
@@ -388,6 +410,9 @@ def _check_losses(
     """Stop on a non-finite loss: save seed i's state and name the loss (no silent divergence)."""
     key = nonfinite_loss(metrics)
     if key is not None:
+        if seed_run.logger is not None:  # the non-finite row is written, then the run stops
+            row = {k: float(np.mean(v)) for k, v in metrics.items() if not k.startswith("_")}
+            seed_run.logger.log(row, t * seed_run.cfg.action_repeat)
         seed_run.checkpoint(take_seed(states, i), t, "checkpoint_nan.msgpack")
         env_step = t * seed_run.cfg.action_repeat
         raise TrainingError(
