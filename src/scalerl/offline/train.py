@@ -20,7 +20,6 @@ from typing import Any
 import gymnasium as gym
 import jax
 import numpy as np
-from tqdm import tqdm
 
 import scalerl
 from scalerl.agents.sac import SAC
@@ -34,8 +33,10 @@ from scalerl.errors import CheckpointError, ConfigError, TrainingError
 from scalerl.offline.scores import normalized_score, reference_range
 from scalerl.offline.warmup import warm_seed_states
 from scalerl.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.evaluate import evaluate_batch, make_policy
 from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
+from scalerl.train.progress import FirstCalls, Progress, start_message, summary_every
 from scalerl.train.resume import clean_partial_writes
 from scalerl.train.setup import (
     CHECKPOINT_NAME,
@@ -128,6 +129,7 @@ def train_offline(cfg: OfflineConfig) -> list[Path]:
             before any work), or a non-finite loss (after saving checkpoint_nan.msgpack).
     """
     validate_offline(cfg)
+    enable_compilation_cache()
     dataset = load_any(cfg.dataset)
     run = _open_run(cfg, dataset, None)
     states = _initial_states(run, dataset)
@@ -143,6 +145,7 @@ def resume_offline(run_dirs: list[Path]) -> list[Path]:
     cfgs = [read_offline_config(d) for d in run_dirs]
     seeds = ",".join(str(c.seed) for c in cfgs)
     cfg = dataclasses.replace(cfgs[0], seeds=seeds if len(cfgs) > 1 else None, num_seeds=1)
+    enable_compilation_cache()
     dataset = load_any(cfg.dataset)
     run = _open_run(cfg, dataset, list(run_dirs))
     states, updates = _restore_states(run)
@@ -157,11 +160,15 @@ def read_offline_config(run_dir: Path) -> OfflineConfig:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err}); restore or delete it") from None
+        raise ConfigError(
+            f"{path} is not valid JSON ({err}); the run is intact: restore the file from a "
+            "backup (config.json next to it holds the resolved training config)"
+        ) from None
     return config_from_dict(data["config"], OfflineConfig)
 
 
 def _execute(run: OfflineRun, states: SACState, start: int) -> list[Path]:
+    print(start_message([s.run_dir for s in run.seeds], run.cfg.tensorboard), flush=True)
     try:
         _run_loop(run, states, start)
     finally:
@@ -351,12 +358,15 @@ def _run_loop(run: OfflineRun, states: SACState, start: int) -> None:
     cfg, size, fns = run.cfg, chunk_size(run.cfg), {}
     if start == 0:
         run.evaluate(states, 0)
-    bar = tqdm(total=run.total, initial=start, unit="upd", disable=not cfg.progress)
+    every = summary_every(run.total, cfg.log_every)
+    progress = Progress(run.total, start, "update", cfg.progress, every)
+    call = FirstCalls(progress)
     window, u = time.perf_counter(), start
     while u < run.total:
         k = min(size, run.total - u)
         fns.setdefault(k, make_chunk(run.sac, k))
-        states, metrics = fns[k](states, run.buffer)
+        (states, metrics), compile_s = call(k, fns[k], states, run.buffer)
+        window += compile_s
         u += k
         _record(run, states, jax.device_get(metrics), u)
         if u % cfg.log_every == 0 or u == run.total:
@@ -364,9 +374,8 @@ def _run_loop(run: OfflineRun, states: SACState, start: int) -> None:
             _log(run, rate, u)
             window = time.perf_counter()
         _eval_and_checkpoint(run, states, u)
-        bar.update(k)
-        bar.set_postfix(eval_return=f"{np.mean([s.last_eval for s in run.seeds]):.1f}")
-    bar.close()
+        progress.update(u, (), [s.last_eval for s in run.seeds])
+    progress.close()
 
 
 def _eval_and_checkpoint(run: OfflineRun, states: SACState, u: int) -> None:

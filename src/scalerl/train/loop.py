@@ -19,7 +19,6 @@ from typing import Any
 import gymnasium as gym
 import jax
 import numpy as np
-from tqdm import tqdm
 
 import scalerl
 from scalerl.agents.sac import SAC
@@ -32,9 +31,11 @@ from scalerl.envs import env_info, make_env
 from scalerl.errors import CheckpointError, TrainingError
 from scalerl.offline.finetune import initial_state, load_preload, preload_buffer, preload_rows
 from scalerl.train.checkpoint import save_checkpoint
+from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.evaluate import evaluate_batch, make_policy
 from scalerl.train.hooks import Hooks
 from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
+from scalerl.train.progress import FirstCalls, Progress, start_message, summary_every
 from scalerl.train.resume import (
     ActionLog,
     LoopCounters,
@@ -73,6 +74,10 @@ class Window:
     steps: int = 0
     updates: int = 0
 
+    def exclude(self, seconds: float) -> None:
+        """Leave `seconds` (e.g. a compilation) out of the rates."""
+        self.start += seconds
+
     def rates(self, action_repeat: int) -> dict[str, float]:
         dt = max(time.perf_counter() - self.start, 1e-9)
         return {
@@ -95,6 +100,8 @@ class SeedRun:
     episode_return: float = 0.0
     episode_length: int = 0
     last_eval: float = math.nan
+    last_train: float = math.nan
+    """Return of the last finished training episode (for the progress display)."""
 
     def step(self, obs: np.ndarray, action: np.ndarray) -> tuple[tuple, np.ndarray]:
         """Step the training env; (transition row, observation to act on next)."""
@@ -115,6 +122,7 @@ class SeedRun:
         return obs
 
     def end_episode(self) -> None:
+        self.last_train = self.episode_return
         self.acc.add(
             {
                 "train/episode_return": self.episode_return,
@@ -206,6 +214,7 @@ def train_seeds(cfg: TrainConfig) -> list[Path]:
             non-finite loss (after saving that seed's state to checkpoint_nan.msgpack).
     """
     cfg = resolve(cfg)
+    enable_compilation_cache()
     run = _open_run(cfg, [None] * len(seed_list(cfg)))
     return _execute(run, lambda: _initial(run))
 
@@ -221,11 +230,13 @@ def resume(run_dirs: list[Path]) -> list[Path]:
     cfgs = [read_config(d) for d in run_dirs]
     seeds = ",".join(str(c.seed) for c in cfgs)
     cfg = dataclasses.replace(cfgs[0], seeds=seeds if len(cfgs) > 1 else None, num_seeds=1)
+    enable_compilation_cache()
     run = _open_run(cfg, list(run_dirs))
     return _execute(run, lambda: _restore(run))
 
 
 def _execute(run: Run, start: Any) -> list[Path]:
+    print(start_message([s.run_dir for s in run.seeds], run.cfg.tensorboard), flush=True)
     try:
         _run_loop(run, *start())
     finally:
@@ -343,6 +354,19 @@ def _env_step(run: Run, obs: np.ndarray, actions: np.ndarray) -> tuple[Transitio
     return Transition(*cols), np.stack(act_obs).astype(np.float32)
 
 
+def _progress(run: Run) -> Progress:
+    """The run's progress display, in environment frames (the unit of --env-steps)."""
+    cfg, repeat = run.cfg, run.cfg.action_repeat
+    every = summary_every(agent_steps(cfg), cfg.log_every) * repeat
+    return Progress(cfg.env_steps // repeat * repeat, run.counters.t * repeat, "frame",
+                    cfg.progress, every)  # fmt: skip
+
+
+def _show(run: Run, progress: Progress, t: int) -> None:
+    train = [s.last_train for s in run.seeds]
+    progress.update(run.env_step(t), train, [s.last_eval for s in run.seeds])
+
+
 def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions: Any) -> None:
     cfg, c = run.cfg, run.counters
     total = agent_steps(cfg)
@@ -350,13 +374,16 @@ def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions
     schedule.counter = c.utd_counter
     hooks = Hooks(cfg, run.sac, seed_list(cfg))
     hooks.fresh_draws = c.fresh_draws
-    bar = tqdm(total=total, initial=c.t, unit="step", disable=not cfg.progress, dynamic_ncols=True)
+    progress = _progress(run)
+    call = FirstCalls(progress)
     for t in range(c.t + 1, total + 1):
         transitions, obs = _env_step(run, obs, actions)
         warm = t < cfg.warmup_steps
         num_updates = 0 if warm else schedule.next()
         step_fn = cache.get(num_updates, random_action=warm)
-        states, buffers, actions, metrics = step_fn(states, buffers, transitions, obs)
+        out, compile_s = call((num_updates, warm), step_fn, states, buffers, transitions, obs)
+        states, buffers, actions, metrics = out
+        window.exclude(compile_s)
         actions, metrics = jax.device_get((actions, metrics))
         _record(run, states, metrics, t)
         states, info = hooks.after_updates(states, buffers, c.updates, c.updates + num_updates, t)
@@ -377,11 +404,8 @@ def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions
         elif cfg.checkpoint_every and t % cfg.checkpoint_every == 0:
             run.checkpoint(states, buffers, actions)
         if t % 100 == 0 or t == total:
-            bar.update(t - bar.n)
-            evals = [s.last_eval for s in run.seeds if not math.isnan(s.last_eval)]
-            last = float(np.mean(evals)) if evals else math.nan
-            bar.set_postfix(eval_return=f"{last:.1f}", refresh=False)
-    bar.close()
+            _show(run, progress, t)
+    progress.close()
 
 
 def _record(run: Run, states: SACState, metrics: dict[str, np.ndarray], t: int) -> None:
