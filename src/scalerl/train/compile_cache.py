@@ -40,6 +40,11 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
     return Path(base) / "scalerl" / "jax"
 
 
+def _configured_dir() -> str | None:
+    """The cache directory JAX is already configured with (e.g. JAX_COMPILATION_CACHE_DIR)."""
+    return jax.config.jax_compilation_cache_dir
+
+
 def enable_compilation_cache(environ: Mapping[str, str] | None = None) -> Path | None:
     """Point JAX's persistent compilation cache at :func:`cache_dir` (call before compiling).
 
@@ -47,7 +52,7 @@ def enable_compilation_cache(environ: Mapping[str, str] | None = None) -> Path |
         The cache directory in use, or None when the cache is off (or cannot be created, which
         is reported on stderr and does not stop the run).
     """
-    configured = jax.config.jax_compilation_cache_dir
+    configured = _configured_dir()
     if configured:
         return Path(configured)
     path = cache_dir(environ)

@@ -194,11 +194,11 @@ class Run:
 
     def checkpoint(self, states: SACState, buffers: Any, actions: np.ndarray) -> None:
         """The agent checkpoint (for evaluate) and the full resume checkpoint of every seed."""
-        for i, seed_run in enumerate(self.seeds):
+        for i, seed_run in enumerate(self.seeds):  # resume point first: see `_never_saved`
             state = take_seed(states, i)
-            seed_run.checkpoint(state, self.counters.t)
             tree = {"agent": state, "buffer": take_seed(buffers, i), "next_action": actions[i]}
             seed_run.save_resume(tree, self.counters)
+            seed_run.checkpoint(state, self.counters.t)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -297,7 +297,7 @@ def _capacity(run: Run) -> int:
 
 def _restore(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
     """The stacked state of the newest resume checkpoints; envs replayed to that point."""
-    if not any(has_resume_point(s.run_dir) for s in run.seeds):
+    if _never_saved(run):
         return _restart(run)
     template = resume_template(run.sac, _capacity(run))
     loaded = [load_resume(s.run_dir, template) for s in run.seeds]
@@ -315,6 +315,17 @@ def _restore(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
     buffers = jax.tree_util.tree_map(stack, *[t["buffer"] for t in trees])
     actions = np.stack([np.asarray(t["next_action"]) for t in trees])
     return states, buffers, np.stack(obs), actions
+
+
+def _never_saved(run: Run) -> bool:
+    """Whether no seed wrote any checkpoint (a kill before the first one).
+
+    A run with an agent checkpoint but no resume point (written by an older scalerl, or its
+    resume/ deleted) is not restarted: that would drop its metrics.
+    """
+    written = [has_resume_point(s.run_dir) or (s.run_dir / CHECKPOINT_NAME).exists()
+               for s in run.seeds]  # fmt: skip
+    return not any(written)
 
 
 def _restart(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
