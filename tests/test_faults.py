@@ -97,12 +97,17 @@ def garbage_files(runs: Path, tmp: Path) -> None:
     (tmp / "list.yaml").write_text("- 1\n- 2\n")
 
 
+def taken_second_seed(runs: Path, tmp: Path) -> None:
+    (tmp / "j-s1").mkdir()
+    (tmp / "j-s1" / "notes.txt").write_text("mine")
+
+
 def empty_dir(runs: Path, tmp: Path) -> None:
     (tmp / "empty").mkdir()
 
 
 NO_SETUP = None
-T = TINY  # short alias for the table
+T = [*TINY, "--run-root", "{tmp}/made"]  # a run directory made by mistake changes {tmp}
 
 # (id, argv; {runs} = shared runs root, {tmp} = the case's own directory), setup, message part
 CASES: list[tuple[str, list[str], Callable | None, str]] = [
@@ -147,6 +152,10 @@ CASES: list[tuple[str, list[str], Callable | None, str]] = [
      garbage_files, "dataset"),
     ("train-existing-name", ["train", *T, "--run-root", "{runs}", "--name", "real"], NO_SETUP,
      "already exists"),
+    ("train-existing-second-seed", ["train", *T, "--run-root", "{tmp}", "--name", "j",
+     "--seeds", "0-1"], taken_second_seed, "j-s1 already exists"),
+    ("train-init-from-corrupt-checkpoint", ["train", *T, "--init-from", "{tmp}/copy"],
+     corrupt_checkpoints, "is corrupt"),
     # resume
     ("resume-missing-dir", ["train", "--resume", "{tmp}/missing"], NO_SETUP,
      "not a scalerl run directory"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from scalerl.buffers.replay import Transition, replay_init
 from scalerl.config import TrainConfig, seed_list
 from scalerl.datasets import Dataset
 from scalerl.envs import env_info, make_env
-from scalerl.errors import CheckpointError, TrainingError
+from scalerl.errors import CheckpointError, ScalerlError, TrainingError
 from scalerl.offline.finetune import initial_state, load_preload, preload_buffer, preload_rows
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.compile_cache import enable_compilation_cache
@@ -215,8 +216,24 @@ def train_seeds(cfg: TrainConfig) -> list[Path]:
     """
     cfg = resolve(cfg)
     enable_compilation_cache()
-    run = _open_run(cfg, [None] * len(seed_list(cfg)))
-    return _execute(run, lambda: _initial(run))
+    run, first = _start_fresh(cfg)
+    return _execute(run, lambda: first)
+
+
+def _start_fresh(cfg: TrainConfig) -> tuple[Run, tuple]:
+    """Open a new run and its initial state; a bad input found on the way (a dataset or
+    checkpoint to start from, a taken name) removes the directories this call created."""
+    created: list[Path] = []
+    run = None
+    try:
+        run = _open_run(cfg, [None] * len(seed_list(cfg)), created)
+        return run, _initial(run)
+    except ScalerlError:
+        for seed_run in run.seeds if run else []:
+            seed_run.close()
+        for run_dir in created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def resume(run_dirs: list[Path]) -> list[Path]:
@@ -245,7 +262,9 @@ def _execute(run: Run, start: Any) -> list[Path]:
     return [s.run_dir for s in run.seeds]
 
 
-def _open_seed(cfg: TrainConfig, run_dir: Path | None, group: str | None = None) -> SeedRun:
+def _open_seed(
+    cfg: TrainConfig, run_dir: Path | None, group: str | None = None, created: list | None = None
+) -> SeedRun:
     """Environments, run directory and logger of one seed.
 
     With `run_dir` (resume), the logger is opened by `_restore_seed` once the step to resume
@@ -257,6 +276,8 @@ def _open_seed(cfg: TrainConfig, run_dir: Path | None, group: str | None = None)
     logger = None
     if run_dir is None:
         run_dir = create_run_dir(cfg)
+        if created is not None:
+            created.append(run_dir)
         write_config(run_dir, cfg)
         logger = open_logger(cfg, run_dir, None, group=group)
     else:
@@ -265,12 +286,20 @@ def _open_seed(cfg: TrainConfig, run_dir: Path | None, group: str | None = None)
     return SeedRun(cfg, run_dir, env, eval_env, logger, actions)
 
 
-def _open_run(cfg: TrainConfig, run_dirs: list[Path | None]) -> Run:
+def _open_run(cfg: TrainConfig, run_dirs: list[Path | None], created: list | None = None) -> Run:
+    """Every seed's envs, directory and logger, the agent and the checked preload dataset.
+
+    Args:
+        cfg: The resolved config of the job.
+        run_dirs: Existing run directories to resume (one per seed), or None to create them.
+        created: Collects the directories created here.
+    """
     if cfg.video_every:
         check_rendering(cfg.env)  # fail now, not hours into the run
     configs = seed_configs(cfg)
     group = job_group(configs)
-    seeds = [_open_seed(c, d, group) for c, d in zip(configs, run_dirs, strict=True)]
+    opened = zip(configs, run_dirs, strict=True)
+    seeds = [_open_seed(c, d, group, created) for c, d in opened]
     obs_dim, action_dim = env_info(seeds[0].env)
     sac = build_agent(cfg, obs_dim, action_dim)
     preload = load_preload(cfg, obs_dim, action_dim)
