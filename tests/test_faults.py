@@ -269,7 +269,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_no_run(
     assert snapshot(tmp_path) == mine  # the case's own broken run is left as it was
 
 
-SUBPROCESS_CASES = ["train-budget-below-warmup", "resume-corrupt-config", "report-no-runs"]
+SUBPROCESS_CASES = ["train-budget-below-warmup", "resume-corrupt-config"]
 
 
 @pytest.mark.parametrize("case", SUBPROCESS_CASES)
@@ -427,6 +427,18 @@ def test_kill_with_seeds_resumes_every_seed(tmp_path, monkeypatch):
         assert_same_run(tmp_path / "ref" / d.name, d)
 
 
+def test_job_group_is_the_seeds_name_without_the_seed():
+    from scalerl.config import TrainConfig
+    from scalerl.train.setup import job_group, seed_configs
+
+    named = seed_configs(TrainConfig(env="Pendulum-v1", name="job", seeds="0-1"))
+    assert job_group(named) == "job"
+    default = seed_configs(TrainConfig(env="Pendulum-v1", seeds="3,5"))
+    assert job_group(default) == default[0].name.replace("-s3-", "-")
+    assert job_group(seed_configs(TrainConfig(env="Pendulum-v1", name="one"))) is None
+
+
+@pytest.mark.slow
 def test_wandb_groups_seeds_and_resume_reattaches(tmp_path, monkeypatch):
     inits = []
 

@@ -21,8 +21,8 @@ from scalerl.train.progress import FirstCalls, Progress, start_message, summary_
 from scalerl.train.setup import read_config
 
 TINY = [
-    "--env", "Pendulum-v1", "--agent", "mlp", "--env-steps", "400", "--warmup-steps", "20",
-    "--utd", "1", "--eval-every", "200", "--eval-episodes", "1", "--log-every", "20",
+    "--env", "Pendulum-v1", "--agent", "mlp", "--env-steps", "200", "--warmup-steps", "20",
+    "--utd", "1", "--eval-every", "100", "--eval-episodes", "1", "--log-every", "20",
     "--health-every", "0", "--critic-width", "16", "--actor-width", "16", "--batch-size", "8",
 ]  # fmt: skip
 COMPILE_S = 1.5
@@ -86,9 +86,9 @@ def test_off_a_terminal_progress_is_plain_lines_in_frames(tiny):
     _, out = tiny
     assert "\r" not in out
     progress = [line for line in out.splitlines() if " frames (" in line]
-    # 400 agent steps, log_every 20: a line every 20 steps (summary_every(400, 20) == 20),
+    # 200 agent steps, log_every 20: a line every 20 steps (summary_every(200, 20) == 20),
     # shown when the display updates (every 100 steps and at the end).
-    assert [line.split()[1] for line in progress] == ["100/400", "200/400", "300/400", "400/400"]
+    assert [line.split()[1] for line in progress] == ["100/200", "200/200"]
     assert all("train_return" in line and "eval_return" in line for line in progress)
     assert "compiling the training step..." in out
 
@@ -100,9 +100,8 @@ def test_summary_every_is_a_multiple_of_log_every():
 
 
 def test_bar_counts_frames_and_shows_both_returns():
-    stream = Tty()
-    progress = Progress(total=1000, initial=200, unit="frame", enabled=True, plain_every=100)
-    progress.bar.fp = stream  # tqdm's default stream (stderr) is not what the test captures
+    progress = Progress(total=1000, initial=200, unit="frame", enabled=True, plain_every=100,
+                        stream=Tty())  # fmt: skip
     assert not progress.plain and progress.bar.total == 1000 and progress.bar.n == 200
     progress.update(600, [-10.0, math.nan, -20.0], [5.0])
     assert progress.bar.n == 600
@@ -139,7 +138,7 @@ def test_first_updates_per_s_leaves_compilation_out(tiny):
     # The first window (steps 1-20) holds one update, at step 20, whose call took COMPILE_S
     # more: counted, the rate would be below 1 / COMPILE_S.
     assert rates[0] > 2 / COMPILE_S
-    assert len(rates) == 20
+    assert len(rates) == 10
 
 
 def test_first_calls_are_announced_once_and_timed():

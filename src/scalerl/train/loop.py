@@ -239,7 +239,9 @@ def _start_fresh(cfg: TrainConfig) -> tuple[Run, tuple]:
 def resume(run_dirs: list[Path]) -> list[Path]:
     """Continue interrupted runs from their newest usable resume checkpoints (exactly).
 
-    Several directories must be the seeds of one `--seeds` job (same config but the seed).
+    Several directories must be the seeds of one `--seeds` job (same config but the seed). A
+    run killed before its first checkpoint restarts from step 0 (the same result, exactly);
+    temporary files of a checkpoint write cut short are deleted first.
 
     Raises:
         ScalerlError: not a run directory, or no usable resume checkpoint.
