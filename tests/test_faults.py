@@ -416,9 +416,9 @@ def test_kill_during_a_checkpoint_write_leaves_nothing_behind(runs, tmp_path, mo
 
 @pytest.mark.slow
 def test_kill_with_seeds_resumes_every_seed(tmp_path, monkeypatch):
-    seeds = ["--seeds", "0-1", "--env-steps", "200"]
+    seeds = ["--seeds", "0-1", "--env-steps", "120"]
     assert main(["train", *TINY, *seeds, "--run-root", str(tmp_path / "ref"), "--name", "k"]) == 0
-    kill_at_step(monkeypatch, int(RNG.integers(61, 200)))
+    kill_at_step(monkeypatch, int(RNG.integers(61, 120)))
     dirs = start_killed(tmp_path / "killed", seeds)
     monkeypatch.undo()
     assert [d.name for d in dirs] == ["k-s0", "k-s1"]
