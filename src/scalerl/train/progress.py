@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import jax
 from tqdm import tqdm
 
 SUMMARY_LINES = 50
@@ -54,7 +55,7 @@ class Progress:
         total: Total units (environment frames for online runs).
         initial: Units already done (a resumed run).
         unit: Name of the unit (``frame`` / ``update``).
-        enabled: False: print nothing but the compile notices' absence (``--no-progress``).
+        enabled: False prints nothing, not even the compile notice (``--no-progress``).
         plain_every: Units between two plain summary lines.
         stream: Where plain lines go (default stdout); the bar mode is used when it is a
             terminal.
@@ -149,8 +150,6 @@ class FirstCalls:
             return fn(*args), 0.0
         self.progress.say("compiling the training step...")
         start = time.perf_counter()
-        import jax
-
         out = jax.block_until_ready(fn(*args))
         self._seen.add(key)
         self.progress.clear()
