@@ -74,11 +74,11 @@ def test_train_writes_the_run_layout(tiny_run):
         assert (tiny_run / name).stat().st_size > 0, name
     assert list((tiny_run / "tb").glob("events.out.tfevents.*"))
     rows = (tiny_run / "metrics.csv").read_text().splitlines()
-    assert rows[0] == ",exp_name,env_name,seed,metric,env_step,value"
+    assert rows[0] == "exp_name,env_name,seed,metric,env_step,value"
     evals = [r.split(",") for r in rows if ",eval/return," in r]
     # evaluations at agent steps 0, 60, 60*2 ... 120 (= 240 frames / repeat 2); x-axis in frames
-    assert [int(r[5]) for r in evals] == [0, 120, 240]
-    metrics = {r.split(",")[4] for r in rows[1:]}
+    assert [int(r[4]) for r in evals] == [0, 120, 240]
+    metrics = {r.split(",")[3] for r in rows[1:]}
     for key in (
         "train/critic_loss",
         "train/actor_loss",

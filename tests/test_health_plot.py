@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from scalerl.analysis.health_plot import health_curves, panel_metrics, plot_health
+from scalerl.cli import main
 from scalerl.errors import ScalerlError
 from scalerl.train.logging import CsvSink
 
@@ -70,6 +71,16 @@ def test_run_without_health_metrics_still_plots(tmp_path: Path) -> None:
     _assert_png(plot_health([bare], tmp_path / "bare.png"))
     full = _write_run(tmp_path / "full", (0,))
     _assert_png(plot_health([bare, full / "metrics.csv"], tmp_path / "mixed.png", net="critic"))
+
+
+def test_run_without_health_rows_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bare = _write_run(tmp_path / "bare", (0,), health=False)
+    full = _write_run(tmp_path / "full", (0,))
+    plot_health([bare, full], tmp_path / "mixed.png")
+    err = capsys.readouterr().err
+    assert "bare has no health/critic/* rows" in err and "full" not in err
+    assert main(["plot", str(bare), "--out", str(tmp_path / "cli.png")]) == 0
+    assert "bare has no health/critic/* rows" in capsys.readouterr().err
 
 
 def test_actor_panel_of_critic_only_run_is_empty_not_failing(tmp_path: Path) -> None:

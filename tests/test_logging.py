@@ -13,6 +13,7 @@ from tensorboardX.proto import event_pb2
 from scalerl.errors import ScalerlError
 from scalerl.train.logging import (
     CSV_HEADER,
+    INDEXED_CSV_HEADER,
     CsvSink,
     Logger,
     MeanAccumulator,
@@ -46,10 +47,10 @@ def test_csv_sink_writes_exact_header_and_rows(tmp_path: Path) -> None:
     sink.close()
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert lines == [
-        ",exp_name,env_name,seed,metric,env_step,value",
-        "0,sac,cheetah-run,3,train/loss,1000,0.5",
-        "1,sac,cheetah-run,3,eval/return,1000,12.25",
-        "2,sac,cheetah-run,3,train/loss,2000,nan",
+        "exp_name,env_name,seed,metric,env_step,value",
+        "sac,cheetah-run,3,train/loss,1000,0.5",
+        "sac,cheetah-run,3,eval/return,1000,12.25",
+        "sac,cheetah-run,3,train/loss,2000,nan",
     ]
     rows = read_metrics_csv(tmp_path / "metrics.csv")
     assert [r["index"] for r in rows] == [0, 1, 2]
@@ -90,9 +91,33 @@ def test_csv_index_continues_on_reopen(tmp_path: Path) -> None:
     assert path.read_text().count(CSV_HEADER) == 1
 
 
+def test_metrics_csv_has_no_unnamed_index_column(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    sink = CsvSink(tmp_path / "metrics.csv", "sac", "e", 1)
+    sink.write({"eval/return": 3.0}, env_step=10)
+    sink.close()
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(df.columns) == ["exp_name", "env_name", "seed", "metric", "env_step", "value"]
+
+
+def test_old_indexed_csv_is_read_and_continued_with_its_index(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.csv"
+    path.write_text(INDEXED_CSV_HEADER + "\n0,sac,e,1,a,10,1.0\n1,sac,e,1,b,20,2.0\n")
+    sink = CsvSink(path, "sac", "e", 1)
+    sink.write({"c": 5.0}, env_step=30)
+    sink.close()
+    assert path.read_text().splitlines()[-1] == "2,sac,e,1,c,30,5.0"
+    rows = read_metrics_csv(path)
+    assert [(r["index"], r["metric"], r["env_step"]) for r in rows] == [
+        (0, "a", 10), (1, "b", 20), (2, "c", 30)
+    ]  # fmt: skip
+    Logger(tmp_path, "sac", "e", 1, tensorboard=False, resume_step=10).close()
+    assert [r["metric"] for r in read_metrics_csv(path)] == ["a"]
+
+
 def test_csv_reopen_drops_half_written_row(tmp_path: Path) -> None:
     path = tmp_path / "metrics.csv"
-    path.write_text(CSV_HEADER + "\n0,sac,e,1,a,10,1.0\n1,sac,e,1,b,1")
+    path.write_text(CSV_HEADER + "\nsac,e,1,a,10,1.0\nsac,e,1,b,1")
     sink = CsvSink(path, "sac", "e", 1)
     sink.write({"c": 5.0}, env_step=20)
     sink.close()
@@ -177,3 +202,39 @@ def test_mean_accumulator() -> None:
     acc.add({"x": float("nan")})
     acc.add({"x": 1.0})
     assert math.isnan(acc.means()["x"])
+
+
+class _FakeWandb:
+    """Stands in for the `wandb` module: records every init call's kwargs and logged steps."""
+
+    def __init__(self) -> None:
+        self.inits: list[dict] = []
+        self.steps: list[int] = []
+
+    def init(self, **kwargs):
+        self.inits.append(kwargs)
+        fake = self
+
+        class _Run:
+            def log(self, values, step):
+                fake.steps.append(step)
+
+            def finish(self):
+                pass
+
+        return _Run()
+
+
+def test_wandb_groups_and_resumes_by_stored_id(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    fake = _FakeWandb()
+    monkeypatch.setitem(__import__("sys").modules, "wandb", fake)
+    for seed in (0, 1):
+        Logger(tmp_path / f"s{seed}", "sac", "e", seed, tensorboard=False,
+               wandb_project="p", wandb_group="job").close()  # fmt: skip
+    Logger(tmp_path / "s0", "sac", "e", 0, tensorboard=False, wandb_project="p",
+           resume_step=0).close()  # fmt: skip
+    first, second, resumed = fake.inits
+    assert first["group"] == second["group"] == resumed["group"] == "job"
+    assert first["id"] != second["id"] and resumed["id"] == first["id"]
+    assert {init["resume"] for init in fake.inits} == {"allow"}
+    assert (first["project"], first["name"]) == ("p", "sac-e-s0")

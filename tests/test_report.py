@@ -24,7 +24,7 @@ from scalerl.analysis.report import (
 )
 from scalerl.config import AgentConfig, PlasticityConfig, TrainConfig
 from scalerl.errors import ScalerlError
-from scalerl.train.logging import CSV_HEADER, CsvSink
+from scalerl.train.logging import INDEXED_CSV_HEADER, CsvSink
 from scalerl.train.setup import write_config
 
 REFERENCE = Path("/work/shared/reference/simbav2-results")
@@ -36,7 +36,8 @@ def _run(root: Path, env: str, seed: int, returns: list[float], utd: float = 2.0
     run_dir = root / f"{env.replace(':', '-')}-utd{utd}-s{seed}"
     run_dir.mkdir(parents=True)
     agent = AgentConfig(critic_width=kw.get("width", 512), plasticity=PlasticityConfig())
-    write_config(run_dir, TrainConfig(env=env, seed=seed, utd=utd, agent=agent))
+    budget = kw.get("env_steps", 100_000 * (len(returns) - 1))
+    write_config(run_dir, TrainConfig(env=env, seed=seed, utd=utd, env_steps=budget, agent=agent))
     sink = CsvSink(run_dir / "metrics.csv", "simbav2", env, seed)
     for i, value in enumerate(returns):
         sink.write({"train/critic_loss": 0.1, "eval/return": value}, env_step=100_000 * i)
@@ -46,7 +47,7 @@ def _run(root: Path, env: str, seed: int, returns: list[float], utd: float = 2.0
 
 def _reference(path: Path, rows: list[tuple[str, str, int, str, float, float]]) -> Path:
     """A CSV in the reference schema from (exp_name, env_name, seed, metric, step, value)."""
-    lines = [CSV_HEADER] + [",".join(map(str, (i, *row))) for i, row in enumerate(rows)]
+    lines = [INDEXED_CSV_HEADER] + [",".join(map(str, (i, *row))) for i, row in enumerate(rows)]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -95,7 +96,7 @@ def test_load_runs_from_sweep_dir(sweep: Path) -> None:
     df = load_runs([sweep])
     assert list(df.columns) == list(COLUMNS)
     assert len(df) == 15  # 5 runs x 3 evaluations; train/ rows dropped
-    assert set(df["label"]) == {"simbav2 utd=1.0", "simbav2 utd=2.0"}
+    assert set(df["label"]) == {"simbav2 utd=1", "simbav2 utd=2"}
     hopper = df[df["task"] == "hopper-v4"]
     assert set(hopper["suite"]) == {"mujoco"}
     np.testing.assert_allclose(hopper.sort_values("env_step")["score"], [0.0, 0.3059, 1.0], 1e-3)
@@ -134,6 +135,54 @@ def test_load_runs_errors(tmp_path: Path) -> None:
     CsvSink(run_dir / "metrics.csv", "simbav2", "dmc:walker-walk", 0).close()
     with pytest.raises(ScalerlError, match="no evaluation"):
         load_runs([run_dir])
+
+
+def test_just_started_and_unfinished_runs_are_skipped_by_name(sweep: Path, tmp_path, capsys):
+    fresh = sweep / "c" / "fresh"
+    fresh.mkdir(parents=True)
+    write_config(fresh, TrainConfig(env="dmc:cheetah-run", seed=5))
+    CsvSink(fresh / "metrics.csv", "simbav2", "dmc:cheetah-run", 5).close()  # header only
+    late = _run(sweep / "c", "dmc:cheetah-run", 6, [0.0, 100.0], utd=4.0, env_steps=200_000)
+    df = load_runs([sweep])
+    assert set(df["run"]) == {str(p.parent) for p in sweep.rglob("metrics.csv")} - {
+        str(fresh),
+        str(late),
+    }
+    err = capsys.readouterr().err
+    assert f"skipping {fresh} (no evaluation yet)" in err
+    assert f"skipping {late} (unfinished" in err
+    assert write_report([sweep], tmp_path / "out", reps=50).is_file()  # no IndexError
+
+
+def test_all_unfinished_runs_are_reported_at_their_common_step(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        _run(tmp_path, "dmc:cheetah-run", seed, [0.0, 100.0 * (seed + 1)], env_steps=10**6)
+    df = load_runs([tmp_path])
+    assert len(df) == 4 and default_env_step(df) == 100_000
+
+
+def test_single_run_aggregates_are_flagged(tmp_path: Path) -> None:
+    run = _run(tmp_path / "runs", "dmc:cheetah-run", 0, [0.0, 400.0])
+    text = write_report([run], tmp_path / "out", reps=50).read_text()
+    assert "0.600 [0.600, 0.600] | 1 | 1 (single run: no interval) |" in text
+    assert "not a confidence interval" in text
+    table = write_report([tmp_path / "runs"], tmp_path / "out2", reps=50)
+    assert "single run" in table.read_text()
+
+
+def test_aggregate_axes_hold_every_estimate_and_interval(sweep: Path) -> None:
+    from scalerl.analysis.aggregate import AGGREGATES
+    from scalerl.analysis.report import aggregate_figure
+
+    agg = aggregate_table(score_at(load_runs([sweep]), 200_000), reps=100)
+    agg.loc[agg["label"] == "simbav2 utd=1", ["lower", "upper"]] = [0.1, 0.2]
+    agg.loc[agg["label"] == "simbav2 utd=1", "estimate"] = 0.05  # outside its own bar
+    fig = aggregate_figure(agg)
+    for ax, metric in zip(fig.axes, AGGREGATES, strict=True):
+        lo, hi = ax.get_xlim()
+        rows = agg[(agg["domain"] == "all") & (agg["metric"] == metric)]
+        values = rows[["estimate", "lower", "upper"]].to_numpy()
+        assert lo < values.min() and values.max() < hi
 
 
 def test_load_reference(reference: Path) -> None:
@@ -184,21 +233,21 @@ def test_score_at_picks_last_eval_at_or_before(sweep: Path) -> None:
 
 def test_aggregate_table_by_hand(sweep: Path) -> None:
     table = aggregate_table(score_at(load_runs([sweep]), 200_000), reps=200)
-    row = table[(table["label"] == "simbav2 utd=2.0") & (table["domain"] == "all")]
+    row = table[(table["label"] == "simbav2 utd=2") & (table["domain"] == "all")]
     means = row.set_index("metric")["estimate"]
     assert means["mean"] == pytest.approx((0.85 + 1.0) / 2)  # cheetah (0.8, 0.9), Hopper 1.0
     assert means["optimality gap"] == pytest.approx(1 - (0.85 + 1.0) / 2)
     assert set(row["tasks"]) == {2} and set(row["runs"]) == {3}
-    per_domain = table[table["label"] == "simbav2 utd=2.0"]["domain"]
+    per_domain = table[table["label"] == "simbav2 utd=2"]["domain"]
     assert set(per_domain) == {"all", "dmc-easy", "mujoco"}
-    assert set(table[table["label"] == "simbav2 utd=1.0"]["domain"]) == {"all"}
+    assert set(table[table["label"] == "simbav2 utd=1"]["domain"]) == {"all"}
 
 
 def test_comparison_table(sweep: Path, reference: Path) -> None:
     runs, ref = load_runs([sweep]), load_reference(reference)
     table = comparison_table(runs, ref, 200_000, reps=200)
     assert list(table["task"]) == ["cheetah-run", "cheetah-run"]  # Hopper, dog-run not in both
-    row = table[table["ours"] == "simbav2 utd=1.0"].iloc[0]
+    row = table[table["ours"] == "simbav2 utd=1"].iloc[0]
     assert (row.ours_mean, row.ours_n, row.ours_step) == (650.0, 2, 200_000)
     assert (row.ref_mean, row.ref_n, row.reference) == (925.0, 2, "simbaV2_utd2 (ref)")
     assert row["diff"] == -275.0

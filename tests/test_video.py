@@ -140,7 +140,8 @@ def fake_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "fake"
     run_dir.mkdir()
     agent = replace(agent_preset("simbav2"), critic_width=16, actor_width=16)
-    cfg = resolve(TrainConfig(env=ENV, max_episode_steps=12, agent=agent, env_steps=100))
+    cfg = TrainConfig(env=ENV, max_episode_steps=12, agent=agent, env_steps=100, warmup_steps=10)
+    cfg = resolve(cfg)
     write_config(run_dir, cfg)
     state = build_agent(cfg, 5, 1).init(jax.random.PRNGKey(0))
     save_checkpoint(run_dir / CHECKPOINT_NAME, state, {"agent_step": 7, "env_step": 14})

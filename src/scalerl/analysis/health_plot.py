@@ -8,6 +8,7 @@ logged under ``health/<net>/``; see ``docs/metrics.md``.
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,6 +89,18 @@ def health_curves(run: Path, net: str = "critic") -> dict[str, SeedStats]:
     return {metric: seed_statistics(c) for metric, c in curves.items() if c}
 
 
+def warn_missing_health(
+    names: Sequence[str], runs: Sequence[dict[str, SeedStats]], net: str
+) -> list[str]:
+    """Names the runs that logged no ``health/<net>/*`` row, on stderr; returns their names."""
+    health = [m for m in panel_metrics(net) if m.startswith("health/")]
+    missing = [n for n, run in zip(names, runs, strict=True) if not set(health) & run.keys()]
+    for name in missing:
+        hint = "train with --health-every > 0 to log them; it is drawn in the return panel only"
+        print(f"scalerl: warning: {name} has no health/{net}/* rows ({hint})", file=sys.stderr)
+    return missing
+
+
 def _format_axes(ax: Axes, title: str, metric: str) -> None:
     """Titles an axes and labels x with environment frames in engineering notation."""
     ax.set_title(title, fontsize="medium")
@@ -141,7 +154,8 @@ def plot_health(
     Subplots: ``eval/return``, ``health/<net>/feature_norm``, ``.../param_norm``,
     ``.../grad_norm`` and ``.../elr_grad_ratio`` against environment frames; one line per run,
     the mean over the seeds (and environments) found in its ``metrics.csv``, with a ±std band.
-    A metric no run logged gives an empty panel with a note.
+    A metric no run logged gives an empty panel with a note; a run without health rows is named
+    on stderr and marked in the legend.
 
     Args:
         run_dirs: Run directories (``runs/<name>/`` holding ``metrics.csv``), or the CSVs.
@@ -160,6 +174,8 @@ def plot_health(
         raise ScalerlError("plot_health needs at least one run directory")
     names = _resolve_labels(run_dirs, labels)
     runs = [health_curves(Path(d), net) for d in run_dirs]
+    missing = set(warn_missing_health(names, runs, net))
+    names = [f"{n} (no health rows)" if n in missing else n for n in names]
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colors = [palette[i % len(palette)] for i in range(len(runs))]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(3.6 * len(PANELS), 3.3), squeeze=False)

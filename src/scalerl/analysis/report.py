@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -188,10 +189,12 @@ def _wide(path: Path) -> Any:
     shipped = not Path(path).is_file() and is_reference_name(str(path))
     long = _shipped(path) if shipped else load_metrics(path)
     long = long[long["metric"].isin(list(METRIC_COLUMNS))]
+    index = ["exp_name", "env_name", "task", "seed", "env_step"]
+    if long.empty:  # a run that has not evaluated yet
+        return pd.DataFrame(columns=[*index, "return", "success"])
     long = long.assign(metric=long["metric"].map(METRIC_COLUMNS))
     long["task"] = long["env_name"].map(normalise_env_name)
     long["env_name"] = long.groupby(["exp_name", "task"])["env_name"].transform("first")
-    index = ["exp_name", "env_name", "task", "seed", "env_step"]
     long = long.drop_duplicates([*index, "metric"], keep="last")
     wide = long.pivot(index=index, columns="metric", values="value").reset_index()
     wide.columns.name = None
@@ -231,6 +234,51 @@ def _load_run(metrics: Path) -> tuple[Any, dict[str, Any]]:
     return df, config
 
 
+def _finished(metrics: Path, df: Any, config: dict[str, Any]) -> bool:
+    """Whether a run evaluated at the end of its budget (True when its config does not say).
+
+    Online runs log against environment frames and evaluate at the last agent step; offline
+    runs (with ``offline.json``) log against updates, ``env_steps / action_repeat`` in all.
+    """
+    budget = config.get("env_steps")
+    if budget is None or df.empty:
+        return budget is None
+    repeat = int(config.get("action_repeat") or 1)
+    offline = (metrics.parent / "offline.json").is_file()
+    end = budget // repeat if offline else budget // repeat * repeat
+    return int(df["env_step"].max()) >= end
+
+
+def _warn_skipped(paths: Sequence[Path], why: str) -> None:
+    """Names the runs left out of a report on stderr."""
+    for path in paths:
+        print(f"scalerl: warning: skipping {path.parent} ({why})", file=sys.stderr)
+
+
+def _select_runs(loaded: list[tuple[Path, Any, dict]]) -> list[tuple[Any, dict]]:
+    """The runs a report uses, each skipped one named on stderr.
+
+    Runs with no evaluation yet are skipped; unfinished runs are skipped when at least one run
+    finished (a sweep still running is reported on its finished runs; runs that are all still
+    going are reported at the step they all reached).
+    """
+    evaluated = [(path, df, cfg) for path, df, cfg in loaded if not df.empty]
+    _warn_skipped([path for path, df, _ in loaded if df.empty], "no evaluation yet")
+    done = [_finished(*run) for run in evaluated]
+    if any(done) and not all(done):
+        left = [run[0] for run, ok in zip(evaluated, done, strict=True) if not ok]
+        _warn_skipped(left, "unfinished: its last evaluation is before the end of its budget")
+        evaluated = [run for run, ok in zip(evaluated, done, strict=True) if ok]
+    return [(df, cfg) for _, df, cfg in evaluated]
+
+
+def label_value(value: Any) -> str:
+    """A config value in a label: integer-valued floats as integers (``utd=1``, not ``1.0``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _labels(df: Any, configs: dict[str, dict[str, Any]]) -> Any:
     """exp_name plus every config field that differs between runs of one exp_name and task."""
     table = pd.DataFrame([{**cfg, "run": run} for run, cfg in configs.items()])
@@ -239,7 +287,9 @@ def _labels(df: Any, configs: dict[str, dict[str, Any]]) -> Any:
     by_task = keys.groupby(["exp_name", "task"])
     fields = [c for c in table.columns if c != "run" and by_task[c].nunique(dropna=False).max() > 1]
     names = {
-        row["run"]: " ".join([row["exp_name"], *(f"{f}={row[f]}" for f in sorted(fields))])
+        row["run"]: " ".join(
+            [row["exp_name"], *(f"{f}={label_value(row[f])}" for f in sorted(fields))]
+        )
         for row in keys.to_dict("records")
     }
     return df["run"].map(names)
@@ -264,24 +314,28 @@ def load_runs(paths: Sequence[PathLike]) -> Any:
         paths: Run directories, directories holding run directories (searched recursively,
             e.g. a sweep directory) or ``metrics.csv`` files. ``eval/return`` and
             ``eval/success`` rows are kept; config fields come from each run's config.json.
+            Runs with no evaluation yet, and unfinished runs when some run finished, are
+            left out with a warning on stderr naming them.
 
     Returns:
         A pandas DataFrame with the columns :data:`COLUMNS`. ``label`` is the run's exp_name
         (the agent) followed by every config field whose value differs between runs of the
-        same agent and task (e.g. ``simbav2 utd=4.0``), ``reset`` the periodic-reset kind.
+        same agent and task (e.g. ``simbav2 utd=4``), ``reset`` the periodic-reset kind.
 
     Raises:
         ScalerlError: If pandas is missing, no runs are found, or the runs hold no evaluation.
     """
     _require_pandas()
-    loaded = [_load_run(path) for path in find_metrics_files(paths)]
-    df = pd.concat([frame for frame, _ in loaded], ignore_index=True)
-    df = df[df["return"].notna() | df["success"].notna()]
-    if df.empty:
+    files = find_metrics_files(paths)
+    loaded = [(path, *_load_run(path)) for path in files]
+    loaded = [(path, df[df["return"].notna() | df["success"].notna()], c) for path, df, c in loaded]
+    loaded = _select_runs(loaded)
+    if not loaded:
         raise ScalerlError(
-            f"no evaluation results (eval/return) in {len(loaded)} run(s); "
+            f"no evaluation results (eval/return) in {len(files)} run(s); "
             "wait for the first evaluation or check the paths"
         )
+    df = pd.concat([frame for frame, _ in loaded], ignore_index=True)
     df["label"] = _labels(df, {frame["run"].iloc[0]: cfg for frame, cfg in loaded})
     return _add_scores(df)
 
@@ -537,10 +591,29 @@ def _aggregate_md(agg: Any, scores: Any) -> str:
     rows = []
     for (label, domain), g in agg.groupby(["label", "domain"], sort=True):
         cells = {r.metric: _ci(r.estimate, r.lower, r.upper) for r in g.itertuples()}
+        runs = g["runs"].iloc[0]
         rows.append(
-            [label, domain, *(cells[m] for m in AGGREGATES), g["tasks"].iloc[0], g["runs"].iloc[0]]
+            [label, domain, *(cells[m] for m in AGGREGATES), g["tasks"].iloc[0], _runs_cell(runs)]
         )
-    return "\n".join([*text, _md_table(["label", "domain", *AGGREGATES, "tasks", "runs"], rows)])
+    table = _md_table(["label", "domain", *AGGREGATES, "tasks", "runs"], rows)
+    return "\n".join([*text, table, *_one_run_note(agg["runs"])])
+
+
+ONE_RUN_MARK = "1 (single run: no interval)"
+"""The runs cell of an aggregate computed from one run (its interval is the point itself)."""
+
+
+def _runs_cell(runs: int) -> str:
+    """The runs cell of the aggregate table; a single run is flagged."""
+    return ONE_RUN_MARK if runs == 1 else str(runs)
+
+
+def _one_run_note(runs: Any) -> list[str]:
+    """A note under a table with aggregates computed from one run."""
+    if not (runs == 1).any():
+        return []
+    return ["", "Rows marked *single run* have one run only: their interval [x, x] is not a "
+            "confidence interval. Add seeds for one."]  # fmt: skip
 
 
 def _figures_md(figures: list[Path]) -> str:
@@ -554,7 +627,9 @@ def _figures_md(figures: list[Path]) -> str:
 def _side_md(row: dict[str, Any], prefix: str) -> list[str]:
     """Mean [CI], n and step cells of one side of a comparison row."""
     mean, low, high = (row[f"{prefix}_{key}"] for key in ("mean", "low", "high"))
-    return [_ci(mean, low, high, 1), str(row[f"{prefix}_n"]), f"{row[f'{prefix}_step']:,}"]
+    n = row[f"{prefix}_n"]
+    ci = _ci(mean, low, high, 1) if n > 1 else f"{mean:.1f} (single run)"
+    return [ci, str(n), f"{row[f'{prefix}_step']:,}"]
 
 
 def _comparison_md(table: Any) -> str:

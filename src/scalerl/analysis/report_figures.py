@@ -24,6 +24,7 @@ from scalerl.analysis.aggregate import (  # noqa: E402
 )
 from scalerl.analysis.plots import label_axes, mark_empty, seed_statistics  # noqa: E402
 
+_INTERVAL = ["estimate", "lower", "upper"]
 REFERENCE_SUFFIX = " (ref)"
 """Appended to the label of reference curves (dashed in the figures)."""
 
@@ -37,6 +38,21 @@ def _colors(labels: Sequence[str]) -> dict[str, str]:
     """A fixed colour per label, shared by all subplots."""
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     return {label: palette[i % len(palette)] for i, label in enumerate(sorted(labels))}
+
+
+def padded_limits(values: Any, pad: float = 0.08) -> tuple[float, float]:
+    """Axis limits holding every finite value with a margin (``pad`` of the span on each side).
+
+    A single value (a one-run interval [x, x]) gets a margin of ``pad`` times its magnitude (at
+    least ``pad``), so no estimate sits on the edge of its axis.
+    """
+    finite = np.asarray(values, np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    margin = pad * (hi - lo) if hi > lo else pad * max(abs(lo), 1.0)
+    return lo - margin, hi + margin
 
 
 def _curve_value(rows: Any) -> str:
@@ -119,6 +135,8 @@ def aggregate_figure(table: Any, domain: str = "all") -> Figure:
             r = rows[(rows["label"] == label) & (rows["metric"] == metric)].iloc[0]
             ax.barh(i, r.upper - r.lower, left=r.lower, height=0.6, color=colors[label], alpha=0.7)
             ax.vlines(r.estimate, i - 0.3, i + 0.3, color="k", lw=1.5)
+        if labels:
+            ax.set_xlim(*padded_limits(rows.loc[rows["metric"] == metric, _INTERVAL].to_numpy()))
         ax.set_title(metric)
         ax.set_xlabel("normalised score")
         ax.grid(True, axis="x", alpha=0.3)
@@ -148,6 +166,7 @@ def scaling_figure(
     data = scores[np.isfinite(scores["score"].astype(float)) & scores[by].notna()]
     data = data.assign(**{hue: data[hue].fillna("n/a").astype(str), by: data[by].astype(float)})
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    drawn: list[np.ndarray] = []
     for (algo, source, level), part in data.groupby(["algo", "source", hue], sort=True):
         xs = np.sort(part[by].unique())
         cis = [
@@ -157,11 +176,13 @@ def scaling_figure(
         name = f"{algo}{REFERENCE_SUFFIX if source == 'reference' else ''}, {hue}={level}"
         line = ax.plot(xs, est, marker="o", label=name)[0]
         ax.fill_between(xs, lower, upper, color=line.get_color(), alpha=0.2, lw=0)
+        drawn += [est, lower, upper]
     ax.set_xlabel(by)
     ax.set_ylabel("IQM normalised score")
     if data.empty:
         mark_empty(ax, f"no runs with a {by} and a normalised score", note="no data")
         return fig
+    ax.set_ylim(*padded_limits(np.concatenate(drawn)))
     ax.set_xscale("log", base=2)
     ticks = np.sort(data[by].unique())
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])

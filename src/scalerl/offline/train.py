@@ -20,7 +20,6 @@ from typing import Any
 import gymnasium as gym
 import jax
 import numpy as np
-from tqdm import tqdm
 
 import scalerl
 from scalerl.agents.sac import SAC
@@ -34,8 +33,11 @@ from scalerl.errors import CheckpointError, ConfigError, TrainingError
 from scalerl.offline.scores import normalized_score, reference_range
 from scalerl.offline.warmup import warm_seed_states
 from scalerl.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.evaluate import evaluate_batch, make_policy
 from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
+from scalerl.train.progress import FirstCalls, Progress, start_message, summary_every
+from scalerl.train.resume import clean_partial_writes
 from scalerl.train.setup import (
     CHECKPOINT_NAME,
     absolute,
@@ -43,6 +45,7 @@ from scalerl.train.setup import (
     config_from_dict,
     config_to_dict,
     create_run_dir,
+    job_group,
     open_logger,
     resolve,
     safe_name,
@@ -126,6 +129,7 @@ def train_offline(cfg: OfflineConfig) -> list[Path]:
             before any work), or a non-finite loss (after saving checkpoint_nan.msgpack).
     """
     validate_offline(cfg)
+    enable_compilation_cache()
     dataset = load_any(cfg.dataset)
     run = _open_run(cfg, dataset, None)
     states = _initial_states(run, dataset)
@@ -141,6 +145,7 @@ def resume_offline(run_dirs: list[Path]) -> list[Path]:
     cfgs = [read_offline_config(d) for d in run_dirs]
     seeds = ",".join(str(c.seed) for c in cfgs)
     cfg = dataclasses.replace(cfgs[0], seeds=seeds if len(cfgs) > 1 else None, num_seeds=1)
+    enable_compilation_cache()
     dataset = load_any(cfg.dataset)
     run = _open_run(cfg, dataset, list(run_dirs))
     states, updates = _restore_states(run)
@@ -155,11 +160,15 @@ def read_offline_config(run_dir: Path) -> OfflineConfig:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err}); restore or delete it") from None
+        raise ConfigError(
+            f"{path} is not valid JSON ({err}); the run is intact: restore the file from a "
+            "backup (config.json next to it holds the resolved training config)"
+        ) from None
     return config_from_dict(data["config"], OfflineConfig)
 
 
 def _execute(run: OfflineRun, states: SACState, start: int) -> list[Path]:
+    print(start_message([s.run_dir for s in run.seeds], run.cfg.tensorboard), flush=True)
     try:
         _run_loop(run, states, start)
     finally:
@@ -242,7 +251,8 @@ def _open_run(cfg: OfflineConfig, dataset: Dataset, run_dirs: list[Path] | None)
     total = train_cfg.env_steps // train_cfg.action_repeat
     ref = reference_range(train_cfg.env, dataset.metadata, cfg.ref_min_score, cfg.ref_max_score)
     info = _dataset_info(cfg, dataset, rows, total, ref)
-    seeds = [_open_seed(c, d, e, cfg, info) for c, d, e in zip(configs, dirs, envs, strict=True)]
+    opened = zip(configs, dirs, envs, strict=True)
+    seeds = [_open_seed(c, d, e, cfg, info, job_group(configs)) for c, d, e in opened]
     buffer = replay_from_numpy(rows, len(rows["reward"]))
     return OfflineRun(cfg, train_cfg, sac, seeds, buffer, total, ref, info)
 
@@ -269,7 +279,12 @@ def _dataset_info(
 
 
 def _open_seed(
-    cfg: TrainConfig, run_dir: Path | None, env: gym.Env, offline: OfflineConfig, info: dict
+    cfg: TrainConfig,
+    run_dir: Path | None,
+    env: gym.Env,
+    offline: OfflineConfig,
+    info: dict,
+    group: str | None = None,
 ) -> OfflineSeed:
     """Create (or reopen, on resume) one seed's run directory and logger."""
     resume_step = None
@@ -281,8 +296,9 @@ def _open_seed(
         record = {"config": config_to_dict(one), "dataset": info}
         (run_dir / OFFLINE_NAME).write_text(json.dumps(record, indent=2) + "\n")
     else:
+        clean_partial_writes(run_dir)
         resume_step = int(read_checkpoint_meta(run_dir / CHECKPOINT_NAME)["updates"])
-    logger = open_logger(cfg, run_dir, resume_step, f"{cfg.agent.agent}-offline")
+    logger = open_logger(cfg, run_dir, resume_step, f"{cfg.agent.agent}-offline", group)
     return OfflineSeed(cfg, run_dir, env, logger)
 
 
@@ -342,12 +358,15 @@ def _run_loop(run: OfflineRun, states: SACState, start: int) -> None:
     cfg, size, fns = run.cfg, chunk_size(run.cfg), {}
     if start == 0:
         run.evaluate(states, 0)
-    bar = tqdm(total=run.total, initial=start, unit="upd", disable=not cfg.progress)
+    every = summary_every(run.total, cfg.log_every)
+    progress = Progress(run.total, start, "update", cfg.progress, every)
+    call = FirstCalls(progress)
     window, u = time.perf_counter(), start
     while u < run.total:
         k = min(size, run.total - u)
         fns.setdefault(k, make_chunk(run.sac, k))
-        states, metrics = fns[k](states, run.buffer)
+        (states, metrics), compile_s = call(k, fns[k], states, run.buffer)
+        window += compile_s
         u += k
         _record(run, states, jax.device_get(metrics), u)
         if u % cfg.log_every == 0 or u == run.total:
@@ -355,9 +374,8 @@ def _run_loop(run: OfflineRun, states: SACState, start: int) -> None:
             _log(run, rate, u)
             window = time.perf_counter()
         _eval_and_checkpoint(run, states, u)
-        bar.update(k)
-        bar.set_postfix(eval_return=f"{np.mean([s.last_eval for s in run.seeds]):.1f}")
-    bar.close()
+        progress.update(u, (), [s.last_eval for s in run.seeds])
+    progress.close()
 
 
 def _eval_and_checkpoint(run: OfflineRun, states: SACState, u: int) -> None:
@@ -373,7 +391,8 @@ def _record(run: OfflineRun, states: SACState, metrics: dict, u: int) -> None:
     for i, seed in enumerate(run.seeds):
         values = {k: v[i] for k, v in metrics.items()}
         bad = nonfinite_loss(values)
-        if bad is not None:
+        if bad is not None:  # the non-finite row is written, then the run stops
+            seed.logger.log({k: float(np.mean(v)) for k, v in values.items()}, u)
             run.checkpoint(states, u, "checkpoint_nan.msgpack")
             raise TrainingError(
                 f"{bad} became {values[bad]} by update {u} (seed {seed.cfg.seed}); state "

@@ -12,6 +12,7 @@ import numpy as np
 from scalerl.agents.sac import SAC
 from scalerl.agents.state import SACState
 from scalerl.envs import env_info, make_env
+from scalerl.errors import ConfigError
 from scalerl.train.checkpoint import load_checkpoint
 from scalerl.train.setup import CHECKPOINT_NAME, build_agent, read_config
 
@@ -90,7 +91,13 @@ def load_run_agent(run_dir: Path) -> tuple[SAC, SACState, dict]:
 
 
 def evaluate_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> EvalResult:
-    """Re-evaluate a saved run's policy on a fresh environment."""
+    """Re-evaluate a saved run's policy on a fresh environment.
+
+    Raises:
+        ScalerlError: fewer than one episode, not a run directory, or no usable checkpoint.
+    """
+    if episodes < 1:
+        raise ConfigError(f"episodes must be >= 1, got {episodes}; fix --episodes")
     cfg = read_config(run_dir)
     sac, state, _ = load_run_agent(run_dir)
     env = make_env(

@@ -11,7 +11,9 @@ the published curves load with the same reader (:func:`read_metrics_csv`, :func:
 from __future__ import annotations
 
 import csv
+import json
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,13 +23,19 @@ import numpy as np
 from scalerl.errors import ScalerlError
 
 CSV_COLUMNS: tuple[str, ...] = ("exp_name", "env_name", "seed", "metric", "env_step", "value")
-"""Named columns of ``metrics.csv``; the file's first column is an unnamed integer row index."""
+"""Columns of ``metrics.csv``."""
 
-CSV_HEADER: str = "," + ",".join(CSV_COLUMNS)
-"""Exact header line of ``metrics.csv`` (as pandas writes it: the index column has no name)."""
+CSV_HEADER: str = ",".join(CSV_COLUMNS)
+"""Exact header line of ``metrics.csv``."""
+
+INDEXED_CSV_HEADER: str = "," + CSV_HEADER
+"""Header of the reference results and of runs written by scalerl <= 0.1: a first, unnamed
+integer row-index column (as pandas writes it). Still read, and continued on resume."""
 
 METRICS_CSV_NAME = "metrics.csv"
 TENSORBOARD_DIR_NAME = "tb"
+WANDB_ID_NAME = "wandb.json"
+"""File in a run directory holding its W&B run id and group, so a resume reattaches to it."""
 _TAIL_BYTES = 4096
 
 
@@ -90,23 +98,21 @@ def _read_header_and_last_line(path: Path) -> tuple[str, str]:
     return header, (lines[-1] if lines else header)
 
 
-def _next_row_index(path: Path) -> int:
-    """Returns the row index to continue an existing ``metrics.csv`` with.
+def _existing_layout(path: Path) -> int | None:
+    """How to continue an existing ``metrics.csv``: None without an index column, else the next
+    row index (files written by older scalerl versions).
 
     Args:
-        path: An existing metrics CSV (possibly empty).
-
-    Returns:
-        One more than the index of the last row, or 0 when the file holds no rows.
+        path: An existing, non-empty metrics CSV.
 
     Raises:
         ScalerlError: If the file is not a scalerl metrics CSV.
     """
-    if path.stat().st_size == 0:
-        return 0
     _drop_partial_last_line(path)
     header, last = _read_header_and_last_line(path)
-    if header != CSV_HEADER:
+    if header == CSV_HEADER:
+        return None
+    if header != INDEXED_CSV_HEADER:
         raise ScalerlError(
             f"{path} is not a scalerl metrics file (header {header!r}); "
             "move it away or log the run to another directory"
@@ -126,7 +132,10 @@ def truncate_metrics(path: Path, env_step: int) -> None:
     """Drop the rows of a metrics CSV logged after `env_step` (atomic rewrite; for resume)."""
     _drop_partial_last_line(path)
     lines = path.read_text(encoding="utf-8").splitlines()
-    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[5]) <= env_step]
+    if not lines or lines[0] not in (CSV_HEADER, INDEXED_CSV_HEADER):
+        return  # empty, or not a metrics file: CsvSink names the problem
+    col = lines[0].split(",").index("env_step")
+    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[col]) <= env_step]
     tmp = path.with_suffix(".csv.tmp")
     tmp.write_text("\n".join(kept) + "\n", encoding="utf-8")
     os.replace(tmp, path)
@@ -135,9 +144,10 @@ def truncate_metrics(path: Path, env_step: int) -> None:
 class CsvSink:
     """Appends metrics to ``metrics.csv`` in the long format of the reference results.
 
-    One row per metric: ``index,exp_name,env_name,seed,metric,env_step,value``. Every call is
+    One row per metric: ``exp_name,env_name,seed,metric,env_step,value``. Every call is
     flushed, so a killed run keeps everything it logged. Reopening an existing file (resume)
-    continues its row index.
+    appends to it; a file of an older scalerl version (with a row-index column) keeps that
+    layout and continues its index.
     """
 
     def __init__(self, path: Path, exp_name: str, env_name: str, seed: int) -> None:
@@ -153,7 +163,7 @@ class CsvSink:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._prefix = (exp_name, env_name, int(seed))
         exists = self.path.exists() and self.path.stat().st_size > 0
-        self._index = _next_row_index(self.path) if exists else 0
+        self._index = _existing_layout(self.path) if exists else None
         self._file = self.path.open("a", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file, lineterminator="\n")
         if not exists:
@@ -168,9 +178,10 @@ class CsvSink:
             env_step: Environment frames so far.
         """
         for key, value in metrics.items():
-            row = (self._index, *self._prefix, key, int(env_step), repr(_to_float(value)))
+            row = (*self._prefix, key, int(env_step), repr(_to_float(value)))
+            if self._index is not None:
+                row, self._index = (self._index, *row), self._index + 1
             self._writer.writerow(row)
-            self._index += 1
         self._file.flush()
 
     def close(self) -> None:
@@ -181,18 +192,19 @@ class CsvSink:
             self._file.close()
 
 
-def _parse_row(row: dict[str, str]) -> dict[str, Any]:
+def _parse_row(row: dict[str, str], position: int) -> dict[str, Any]:
     """Converts one CSV row of strings to typed values.
 
     Args:
-        row: A ``csv.DictReader`` row (the index column is keyed by ``""``).
+        row: A ``csv.DictReader`` row (an index column, if any, is keyed by ``""``).
+        position: The row's position in the file (its index when the file has no index column).
 
     Returns:
         A dict with ``index`` (int), ``exp_name``, ``env_name``, ``seed`` (int), ``metric``,
         ``env_step`` (int) and ``value`` (float).
     """
     return {
-        "index": int(row[""]),
+        "index": int(row[""]) if "" in row else position,
         "exp_name": row["exp_name"],
         "env_name": row["env_name"],
         "seed": int(float(row["seed"])),
@@ -204,6 +216,9 @@ def _parse_row(row: dict[str, str]) -> dict[str, Any]:
 
 def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
     """Reads a scalerl ``metrics.csv`` or a reference results CSV (same long format).
+
+    Files with and without the unnamed row-index column (reference results, runs of scalerl
+    <= 0.1) are both read.
 
     Args:
         path: The CSV file.
@@ -219,13 +234,13 @@ def read_metrics_csv(path: Path) -> list[dict[str, Any]]:
         raise ScalerlError(f"no metrics file at {path}; check the path (runs write metrics.csv)")
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != ("", *CSV_COLUMNS):
+        if tuple(reader.fieldnames or ()) not in (CSV_COLUMNS, ("", *CSV_COLUMNS)):
             raise ScalerlError(
                 f"{path} is not a metrics CSV (columns {reader.fieldnames}); "
                 f"expected the header {CSV_HEADER!r}"
             )
         try:
-            return [_parse_row(row) for row in reader]
+            return [_parse_row(row, i) for i, row in enumerate(reader)]
         except (TypeError, ValueError) as e:
             raise ScalerlError(
                 f"{path} has a malformed row at line {reader.line_num} ({e}); fix or delete it"
@@ -300,19 +315,52 @@ class TensorBoardSink:
             self._closed = True
 
 
+def wandb_identity(run_dir: Path, group: str | None) -> dict[str, str | None]:
+    """The W&B run id and group of a run directory, created on first use (``wandb.json``).
+
+    Args:
+        run_dir: The run directory.
+        group: Group of a new run (the seeds of one ``--seeds`` job share it); a stored group
+            wins, so a resumed run stays in its group.
+
+    Returns:
+        ``{"id": ..., "group": ...}``.
+    """
+    path = Path(run_dir) / WANDB_ID_NAME
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())
+            return {"id": str(stored["id"]), "group": stored.get("group")}
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable: start a new W&B run rather than fail
+    identity = {"id": uuid.uuid4().hex[:16], "group": group}
+    path.write_text(json.dumps(identity) + "\n")
+    return identity
+
+
 class WandbSink:
-    """Logs scalars to a Weights & Biases run (needs the optional ``wandb`` package)."""
+    """Logs scalars to a Weights & Biases run (needs the optional ``wandb`` package).
+
+    The W&B run id is kept in ``<run_dir>/wandb.json``: ``scalerl train --resume`` reattaches
+    to the same W&B run, and the seeds of one ``--seeds`` job share a W&B group.
+    """
 
     def __init__(
-        self, project: str, run_name: str, run_dir: Path, config: dict | None = None
+        self,
+        project: str,
+        run_name: str,
+        run_dir: Path,
+        config: dict | None = None,
+        group: str | None = None,
     ) -> None:
-        """Starts the W&B run.
+        """Starts (or, when ``run_dir`` already has a W&B id, resumes) the W&B run.
 
         Args:
             project: W&B project name.
             run_name: Display name of the run.
             run_dir: Directory where wandb keeps its local files.
             config: Configuration shown with the run.
+            group: W&B group of a new run (e.g. the job name of a ``--seeds`` job).
 
         Raises:
             ScalerlError: If wandb is not installed.
@@ -324,8 +372,15 @@ class WandbSink:
                 "W&B logging asked for but wandb is not installed; pip install wandb (or, in a "
                 'scalerl checkout, pip install -e ".[wandb]"), or drop --wandb-project'
             ) from None
+        identity = wandb_identity(run_dir, group)
         self._run = wandb.init(
-            project=project, name=run_name, dir=str(run_dir), config=config or {}
+            project=project,
+            name=run_name,
+            dir=str(run_dir),
+            config=config or {},
+            group=identity["group"],
+            id=identity["id"],
+            resume="allow",
         )
         self._closed = False
 
@@ -368,6 +423,7 @@ class Logger:
         wandb_project: str | None = None,
         wandb_config: dict | None = None,
         resume_step: int | None = None,
+        wandb_group: str | None = None,
     ) -> None:
         """Opens the sinks.
 
@@ -379,6 +435,7 @@ class Logger:
             tensorboard: Whether to write TensorBoard event files.
             wandb_project: W&B project; ``None`` disables W&B.
             wandb_config: Configuration attached to the W&B run.
+            wandb_group: W&B group (the seeds of one ``--seeds`` job share one).
             resume_step: Continue a run from this env step: CSV rows logged after it are
                 dropped and TensorBoard events after it are purged.
 
@@ -399,7 +456,8 @@ class Logger:
             )
         if wandb_project is not None:
             name = f"{exp_name}-{env_name}-s{seed}"
-            self.sinks.append(WandbSink(wandb_project, name, self.run_dir, wandb_config))
+            sink = WandbSink(wandb_project, name, self.run_dir, wandb_config, wandb_group)
+            self.sinks.append(sink)
 
     def log(self, metrics: Mapping[str, float], env_step: int) -> None:
         """Writes the metrics to every sink; non-finite values are written too (as nan/inf).

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +20,6 @@ from typing import Any
 import gymnasium as gym
 import jax
 import numpy as np
-from tqdm import tqdm
 
 import scalerl
 from scalerl.agents.sac import SAC
@@ -28,16 +29,20 @@ from scalerl.buffers.replay import Transition, replay_init
 from scalerl.config import TrainConfig, seed_list
 from scalerl.datasets import Dataset
 from scalerl.envs import env_info, make_env
-from scalerl.errors import CheckpointError, TrainingError
+from scalerl.errors import CheckpointError, ScalerlError, TrainingError
 from scalerl.offline.finetune import initial_state, load_preload, preload_buffer, preload_rows
 from scalerl.train.checkpoint import save_checkpoint
+from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.evaluate import evaluate_batch, make_policy
 from scalerl.train.hooks import Hooks
 from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
+from scalerl.train.progress import FirstCalls, Progress, start_message, summary_every
 from scalerl.train.resume import (
     ActionLog,
     LoopCounters,
+    clean_partial_writes,
     counters_from_meta,
+    has_resume_point,
     load_resume,
     resume_template,
     save_resume,
@@ -48,6 +53,7 @@ from scalerl.train.setup import (
     build_agent,
     config_to_dict,
     create_run_dir,
+    job_group,
     open_logger,
     read_config,
     replay_capacity,
@@ -68,6 +74,10 @@ class Window:
     start: float = field(default_factory=time.perf_counter)
     steps: int = 0
     updates: int = 0
+
+    def exclude(self, seconds: float) -> None:
+        """Leave `seconds` (e.g. a compilation) out of the rates."""
+        self.start += seconds
 
     def rates(self, action_repeat: int) -> dict[str, float]:
         dt = max(time.perf_counter() - self.start, 1e-9)
@@ -91,6 +101,8 @@ class SeedRun:
     episode_return: float = 0.0
     episode_length: int = 0
     last_eval: float = math.nan
+    last_train: float = math.nan
+    """Return of the last finished training episode (for the progress display)."""
 
     def step(self, obs: np.ndarray, action: np.ndarray) -> tuple[tuple, np.ndarray]:
         """Step the training env; (transition row, observation to act on next)."""
@@ -111,6 +123,7 @@ class SeedRun:
         return obs
 
     def end_episode(self) -> None:
+        self.last_train = self.episode_return
         self.acc.add(
             {
                 "train/episode_return": self.episode_return,
@@ -182,11 +195,11 @@ class Run:
 
     def checkpoint(self, states: SACState, buffers: Any, actions: np.ndarray) -> None:
         """The agent checkpoint (for evaluate) and the full resume checkpoint of every seed."""
-        for i, seed_run in enumerate(self.seeds):
+        for i, seed_run in enumerate(self.seeds):  # resume point first: see `_never_saved`
             state = take_seed(states, i)
-            seed_run.checkpoint(state, self.counters.t)
             tree = {"agent": state, "buffer": take_seed(buffers, i), "next_action": actions[i]}
             seed_run.save_resume(tree, self.counters)
+            seed_run.checkpoint(state, self.counters.t)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -202,14 +215,33 @@ def train_seeds(cfg: TrainConfig) -> list[Path]:
             non-finite loss (after saving that seed's state to checkpoint_nan.msgpack).
     """
     cfg = resolve(cfg)
-    run = _open_run(cfg, [None] * len(seed_list(cfg)))
-    return _execute(run, lambda: _initial(run))
+    enable_compilation_cache()
+    run, first = _start_fresh(cfg)
+    return _execute(run, lambda: first)
+
+
+def _start_fresh(cfg: TrainConfig) -> tuple[Run, tuple]:
+    """Open a new run and its initial state; a bad input found on the way (a dataset or
+    checkpoint to start from, a taken name) removes the directories this call created."""
+    created: list[Path] = []
+    run = None
+    try:
+        run = _open_run(cfg, [None] * len(seed_list(cfg)), created)
+        return run, _initial(run)
+    except ScalerlError:
+        for seed_run in run.seeds if run else []:
+            seed_run.close()
+        for run_dir in created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def resume(run_dirs: list[Path]) -> list[Path]:
     """Continue interrupted runs from their newest usable resume checkpoints (exactly).
 
-    Several directories must be the seeds of one `--seeds` job (same config but the seed).
+    Several directories must be the seeds of one `--seeds` job (same config but the seed). A
+    run killed before its first checkpoint restarts from step 0 (the same result, exactly);
+    temporary files of a checkpoint write cut short are deleted first.
 
     Raises:
         ScalerlError: not a run directory, or no usable resume checkpoint.
@@ -217,11 +249,13 @@ def resume(run_dirs: list[Path]) -> list[Path]:
     cfgs = [read_config(d) for d in run_dirs]
     seeds = ",".join(str(c.seed) for c in cfgs)
     cfg = dataclasses.replace(cfgs[0], seeds=seeds if len(cfgs) > 1 else None, num_seeds=1)
+    enable_compilation_cache()
     run = _open_run(cfg, list(run_dirs))
     return _execute(run, lambda: _restore(run))
 
 
 def _execute(run: Run, start: Any) -> list[Path]:
+    print(start_message([s.run_dir for s in run.seeds], run.cfg.tensorboard), flush=True)
     try:
         _run_loop(run, *start())
     finally:
@@ -230,7 +264,9 @@ def _execute(run: Run, start: Any) -> list[Path]:
     return [s.run_dir for s in run.seeds]
 
 
-def _open_seed(cfg: TrainConfig, run_dir: Path | None) -> SeedRun:
+def _open_seed(
+    cfg: TrainConfig, run_dir: Path | None, group: str | None = None, created: list | None = None
+) -> SeedRun:
     """Environments, run directory and logger of one seed.
 
     With `run_dir` (resume), the logger is opened by `_restore_seed` once the step to resume
@@ -242,17 +278,30 @@ def _open_seed(cfg: TrainConfig, run_dir: Path | None) -> SeedRun:
     logger = None
     if run_dir is None:
         run_dir = create_run_dir(cfg)
+        if created is not None:
+            created.append(run_dir)
         write_config(run_dir, cfg)
-        logger = open_logger(cfg, run_dir, None)
+        logger = open_logger(cfg, run_dir, None, group=group)
+    else:
+        clean_partial_writes(run_dir)
     actions = ActionLog(agent_steps(cfg), env.action_space.shape[0])
     return SeedRun(cfg, run_dir, env, eval_env, logger, actions)
 
 
-def _open_run(cfg: TrainConfig, run_dirs: list[Path | None]) -> Run:
+def _open_run(cfg: TrainConfig, run_dirs: list[Path | None], created: list | None = None) -> Run:
+    """Every seed's envs, directory and logger, the agent and the checked preload dataset.
+
+    Args:
+        cfg: The resolved config of the job.
+        run_dirs: Existing run directories to resume (one per seed), or None to create them.
+        created: Collects the directories created here.
+    """
     if cfg.video_every:
         check_rendering(cfg.env)  # fail now, not hours into the run
     configs = seed_configs(cfg)
-    seeds = [_open_seed(c, d) for c, d in zip(configs, run_dirs, strict=True)]
+    group = job_group(configs)
+    opened = zip(configs, run_dirs, strict=True)
+    seeds = [_open_seed(c, d, group, created) for c, d in opened]
     obs_dim, action_dim = env_info(seeds[0].env)
     sac = build_agent(cfg, obs_dim, action_dim)
     preload = load_preload(cfg, obs_dim, action_dim)
@@ -279,6 +328,8 @@ def _capacity(run: Run) -> int:
 
 def _restore(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
     """The stacked state of the newest resume checkpoints; envs replayed to that point."""
+    if _never_saved(run):
+        return _restart(run)
     template = resume_template(run.sac, _capacity(run))
     loaded = [load_resume(s.run_dir, template) for s in run.seeds]
     counters = [counters_from_meta(meta) for _, meta in loaded]
@@ -295,6 +346,30 @@ def _restore(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
     buffers = jax.tree_util.tree_map(stack, *[t["buffer"] for t in trees])
     actions = np.stack([np.asarray(t["next_action"]) for t in trees])
     return states, buffers, np.stack(obs), actions
+
+
+def _never_saved(run: Run) -> bool:
+    """Whether no seed wrote any checkpoint (a kill before the first one).
+
+    A run with an agent checkpoint but no resume point (written by an older scalerl, or its
+    resume/ deleted) is not restarted: that would drop its metrics.
+    """
+    written = [has_resume_point(s.run_dir) or (s.run_dir / CHECKPOINT_NAME).exists()
+               for s in run.seeds]  # fmt: skip
+    return not any(written)
+
+
+def _restart(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
+    """A run killed before its first resume checkpoint starts again from step 0.
+
+    Everything is a function of the seed, so this reaches the uninterrupted run's result
+    exactly; what the killed process logged is dropped.
+    """
+    for seed_run in run.seeds:
+        print(f"scalerl: {seed_run.run_dir} has no resume checkpoint yet; restarting it from "
+              "step 0", file=sys.stderr)  # fmt: skip
+        seed_run.logger = open_logger(seed_run.cfg, seed_run.run_dir, -1)
+    return _initial(run)
 
 
 def _restore_seed(run: Run, seed_run: SeedRun, tree: dict, meta: dict) -> np.ndarray:
@@ -321,6 +396,19 @@ def _env_step(run: Run, obs: np.ndarray, actions: np.ndarray) -> tuple[Transitio
     return Transition(*cols), np.stack(act_obs).astype(np.float32)
 
 
+def _progress(run: Run) -> Progress:
+    """The run's progress display, in environment frames (the unit of --env-steps)."""
+    cfg, repeat = run.cfg, run.cfg.action_repeat
+    every = summary_every(agent_steps(cfg), cfg.log_every) * repeat
+    return Progress(cfg.env_steps // repeat * repeat, run.counters.t * repeat, "frame",
+                    cfg.progress, every)  # fmt: skip
+
+
+def _show(run: Run, progress: Progress, t: int) -> None:
+    train = [s.last_train for s in run.seeds]
+    progress.update(run.env_step(t), train, [s.last_eval for s in run.seeds])
+
+
 def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions: Any) -> None:
     cfg, c = run.cfg, run.counters
     total = agent_steps(cfg)
@@ -328,13 +416,16 @@ def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions
     schedule.counter = c.utd_counter
     hooks = Hooks(cfg, run.sac, seed_list(cfg))
     hooks.fresh_draws = c.fresh_draws
-    bar = tqdm(total=total, initial=c.t, unit="step", disable=not cfg.progress, dynamic_ncols=True)
+    progress = _progress(run)
+    call = FirstCalls(progress)
     for t in range(c.t + 1, total + 1):
         transitions, obs = _env_step(run, obs, actions)
         warm = t < cfg.warmup_steps
         num_updates = 0 if warm else schedule.next()
         step_fn = cache.get(num_updates, random_action=warm)
-        states, buffers, actions, metrics = step_fn(states, buffers, transitions, obs)
+        out, compile_s = call((num_updates, warm), step_fn, states, buffers, transitions, obs)
+        states, buffers, actions, metrics = out
+        window.exclude(compile_s)
         actions, metrics = jax.device_get((actions, metrics))
         _record(run, states, metrics, t)
         states, info = hooks.after_updates(states, buffers, c.updates, c.updates + num_updates, t)
@@ -355,11 +446,8 @@ def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions
         elif cfg.checkpoint_every and t % cfg.checkpoint_every == 0:
             run.checkpoint(states, buffers, actions)
         if t % 100 == 0 or t == total:
-            bar.update(t - bar.n)
-            evals = [s.last_eval for s in run.seeds if not math.isnan(s.last_eval)]
-            last = float(np.mean(evals)) if evals else math.nan
-            bar.set_postfix(eval_return=f"{last:.1f}", refresh=False)
-    bar.close()
+            _show(run, progress, t)
+    progress.close()
 
 
 def _record(run: Run, states: SACState, metrics: dict[str, np.ndarray], t: int) -> None:
@@ -388,6 +476,9 @@ def _check_losses(
     """Stop on a non-finite loss: save seed i's state and name the loss (no silent divergence)."""
     key = nonfinite_loss(metrics)
     if key is not None:
+        if seed_run.logger is not None:  # the non-finite row is written, then the run stops
+            row = {k: float(np.mean(v)) for k, v in metrics.items() if not k.startswith("_")}
+            seed_run.logger.log(row, t * seed_run.cfg.action_repeat)
         seed_run.checkpoint(take_seed(states, i), t, "checkpoint_nan.msgpack")
         env_step = t * seed_run.cfg.action_repeat
         raise TrainingError(

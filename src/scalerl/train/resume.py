@@ -54,6 +54,28 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return sorted((Path(run_dir) / RESUME_DIR).glob("step-*.msgpack"), reverse=True)
 
 
+def clean_partial_writes(run_dir: Path) -> list[Path]:
+    """Delete the temporary files a kill during a checkpoint or CSV rewrite left behind.
+
+    Checkpoints are written to ``.<name>.<random>.tmp`` and renamed into place (see
+    `scalerl.train.checkpoint`), so such a file is never a usable checkpoint.
+
+    Returns:
+        The deleted files.
+    """
+    run_dir = Path(run_dir)
+    found = [*run_dir.glob(".*.tmp"), *(run_dir / RESUME_DIR).glob(".*.tmp")]
+    found += list(run_dir.glob("*.csv.tmp"))
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
+def has_resume_point(run_dir: Path) -> bool:
+    """Whether a run wrote any resume checkpoint (usable or not)."""
+    return bool(list_checkpoints(run_dir))
+
+
 def save_resume(run_dir: Path, tree: dict[str, Any], counters: LoopCounters, meta: dict) -> None:
     """Write one seed's resume checkpoint and prune all but the newest `KEEP_RESUME`."""
     save_checkpoint(checkpoint_path(run_dir, counters.t), tree, meta | asdict(counters))

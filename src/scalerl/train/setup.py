@@ -52,7 +52,23 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
     )
     if resolved.env_steps < repeat:
         raise ConfigError(f"env_steps ({cfg.env_steps}) is below one agent step ({repeat} frames)")
+    check_budget(resolved)
     return resolved
+
+
+def check_budget(cfg: TrainConfig) -> None:
+    """Raise ConfigError when a resolved run's budget ends before its first update.
+
+    `--env-steps` counts environment frames, `--warmup-steps` agent steps (frames / action
+    repeat); updates start at agent step `warmup_steps`.
+    """
+    steps = agent_steps(cfg)
+    if steps < cfg.warmup_steps:
+        raise ConfigError(
+            f"env_steps ({cfg.env_steps} frames = {steps} agent steps at action repeat "
+            f"{cfg.action_repeat}) ends before warmup_steps ({cfg.warmup_steps} agent steps), so "
+            "no update would run; raise --env-steps or lower --warmup-steps"
+        )
 
 
 def absolute(path: Path | None) -> Path | None:
@@ -112,6 +128,14 @@ def seed_configs(cfg: TrainConfig) -> list[TrainConfig]:
     return out
 
 
+def job_group(configs: list[TrainConfig]) -> str | None:
+    """W&B group of a `--seeds` job: the seeds' run name without the seed (None for one seed)."""
+    if len(configs) < 2:
+        return None
+    first = configs[0]
+    return re.sub(rf"-s{first.seed}(?=-|$)", "", first.name or "", count=1) or None
+
+
 def create_run_dir(cfg: TrainConfig) -> Path:
     """Create runs/<name>/; an existing non-empty directory is never overwritten."""
     run_dir = Path(cfg.run_root) / (cfg.name or default_run_name(cfg))
@@ -153,7 +177,11 @@ def config_from_dict(data: dict[str, Any], kind: type = TrainConfig) -> Any:
 
 
 def open_logger(
-    cfg: TrainConfig, run_dir: Path, resume_step: int | None, exp_name: str | None = None
+    cfg: TrainConfig,
+    run_dir: Path,
+    resume_step: int | None,
+    exp_name: str | None = None,
+    group: str | None = None,
 ) -> Logger:
     """The run's logger (metrics.csv, TensorBoard, W&B); `resume_step` truncates to that step.
 
@@ -162,6 +190,7 @@ def open_logger(
         run_dir: Its run directory.
         resume_step: Step (x-axis value) a resumed run continues from, or None.
         exp_name: The exp_name column (default: the agent name).
+        group: W&B group of a new run (`job_group`).
     """
     return Logger(
         run_dir,
@@ -172,6 +201,7 @@ def open_logger(
         wandb_project=cfg.wandb_project,
         wandb_config=config_to_dict(cfg),
         resume_step=resume_step,
+        wandb_group=group,
     )
 
 
@@ -188,4 +218,8 @@ def read_config(run_dir: Path) -> TrainConfig:
     try:
         return config_from_dict(json.loads(path.read_text()))
     except json.JSONDecodeError as err:
-        raise ConfigError(f"{path} is not valid JSON ({err}); restore or delete it") from None
+        raise ConfigError(
+            f"{path} is not valid JSON ({err}); the run is intact: restore the file from a backup "
+            "or from the copy in every checkpoint's metadata "
+            "(scalerl.train.checkpoint.read_checkpoint_meta(path)['config'])"
+        ) from None
