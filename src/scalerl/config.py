@@ -100,7 +100,8 @@ class AgentConfig:
     """Polyak averaging rate of the target critic."""
     optimizer: Literal["adam", "adamw", "kron"] = "adam"
     """Optimizer for actor and critic: adam, adamw or PSGD-Kron (plasticity spec §3.3; use
-    about a third of Adam's learning rate). The temperature always uses Adam."""
+    about a third of Adam's learning rate). The temperature uses AdamW with the same weight
+    decay when the networks use adamw (official SimBa), else Adam."""
     lr_init: float = 1e-4
     """Initial learning rate (actor, critic, temperature)."""
     lr_end: float = 5e-5
@@ -204,8 +205,9 @@ class TrainConfig:
     """Train seeds seed, seed+1, ..., seed+num_seeds-1 in one process (ignored with --seeds)."""
     env_steps: int = 1_000_000
     """Budget in environment frames (agent steps x action repeat), as the paper counts."""
-    utd: float = 2.0
-    """Gradient updates per agent step (may be fractional, e.g. 0.5)."""
+    utd: float | None = None
+    """Gradient updates per agent step (may be fractional, e.g. 0.5). None = auto: the action
+    repeat, as in the SimbaV2 configuration (DMC/MyoSuite/HumanoidBench 2, MuJoCo 1)."""
     warmup_steps: int = 5_000
     """Agent steps of uniform random actions before the first update."""
     buffer_capacity: int = 1_000_000
@@ -376,13 +378,15 @@ def validate_plasticity(cfg: PlasticityConfig, agent: str) -> None:
 
 def validate_train(cfg: TrainConfig) -> None:
     """Raise ConfigError for a run config value that cannot work (before any work starts)."""
-    _positive(cfg, "env_steps", "utd", "buffer_capacity", "eval_episodes", "log_every")
+    _positive(cfg, "env_steps", "buffer_capacity", "eval_episodes", "log_every")
     if cfg.warmup_steps < 1:
         raise ConfigError(f"warmup_steps must be >= 1, got {cfg.warmup_steps}")
-    for name in ("action_repeat", "max_episode_steps", "eval_every"):
+    for name in ("utd", "action_repeat", "max_episode_steps", "eval_every"):
         value = getattr(cfg, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"{name} must be positive, got {value}")
+        if value is not None and not value > 0:
+            raise ConfigError(
+                f"{name} must be positive, got {value}; fix --{name.replace('_', '-')}"
+            )
     if cfg.buffer_capacity < cfg.warmup_steps:
         raise ConfigError("buffer_capacity must be at least warmup_steps")
     if cfg.health_every < 0 or cfg.health_batch < 2:
@@ -441,6 +445,13 @@ def lr_decay_steps(env_steps: int, action_repeat: int, utd: float, fraction: flo
     """
     agent_steps = env_steps // action_repeat
     return max(1, int(fraction * agent_steps * utd))
+
+
+def auto_utd(action_repeat: int) -> float:
+    """Gradient updates per agent step when not set: the action repeat, as the SimbaV2
+    configuration sets them (2 on DMC, MyoSuite and HumanoidBench, 1 on MuJoCo), so a run makes
+    one update per environment frame."""
+    return float(action_repeat)
 
 
 def offline_updates(num_transitions: int, batch_size: int, epochs: float) -> int:

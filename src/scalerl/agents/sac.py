@@ -47,6 +47,35 @@ def make_schedule(cfg: AgentConfig, decay_steps: int) -> optax.Schedule:
     return optax.linear_schedule(cfg.lr_init, cfg.lr_end, decay_steps)
 
 
+def make_temperature_optimizer(
+    cfg: AgentConfig, schedule: optax.Schedule
+) -> optax.GradientTransformation:
+    """Optimizer of log alpha: AdamW with the networks' weight decay when they use AdamW (as
+    the official SimBa agent, Lee et al. 2024, builds its temperature optimizer), else Adam.
+
+    The AdamW is `optax.adamw`'s update with Adam's two-part state, so checkpoints saved with
+    the Adam temperature optimizer still load.
+    """
+    adam = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
+    if cfg.optimizer != "adamw":
+        return optax.chain(adam, optax.scale_by_learning_rate(schedule))
+    return optax.chain(adam, _decay_then_learning_rate(schedule, cfg.weight_decay))
+
+
+def _decay_then_learning_rate(
+    schedule: optax.Schedule, weight_decay: float
+) -> optax.GradientTransformation:
+    """add_decayed_weights then scale_by_learning_rate, with the latter's state only."""
+    scale = optax.scale_by_learning_rate(schedule)
+    decay = optax.add_decayed_weights(weight_decay)
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        updates, _ = decay.update(updates, optax.EmptyState(), params)
+        return scale.update(updates, state, params)
+
+    return optax.GradientTransformation(scale.init, update)
+
+
 @dataclass(frozen=True)
 class SAC:
     """A SAC agent's static parts (networks, optimizers, constants) and its pure functions.
@@ -284,8 +313,8 @@ class SAC:
             return jnp.exp(params["log_temp"]) * (entropy - self.target_entropy)
 
         loss, grads = jax.value_and_grad(loss_fn)(temp.params)
+        alpha = jnp.exp(temp.params["log_temp"])  # logged before the step, as the official code
         temp = apply_gradients(self.temp_tx, temp, grads)
-        alpha = jnp.exp(temp.params["log_temp"])
         return temp, {"train/temperature": alpha, "train/temperature_loss": loss}
 
     def _critic_target(
@@ -516,7 +545,7 @@ def make_sac(cfg: AgentConfig, obs_dim: int, action_dim: int, decay_steps: int =
         "critic": interventions.net_labels(critic, obs, act),
     }
     schedule = make_schedule(cfg, decay_steps)
-    temp_tx = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
+    temp_tx = make_temperature_optimizer(cfg, schedule)
     return SAC(
         cfg,
         obs_dim,
