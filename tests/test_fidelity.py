@@ -43,7 +43,8 @@ from scalerl.agents.sac import make_sac, make_schedule, make_temperature_optimiz
 from scalerl.agents.state import NetState
 from scalerl.buffers.replay import Batch
 from scalerl.cli import main
-from scalerl.config import TrainConfig, agent_preset, replace
+from scalerl.config import AGENTS, TrainConfig, agent_preset, replace, validate_agent
+from scalerl.errors import ConfigError
 from scalerl.train.loop import evaluation_due
 from scalerl.train.setup import build_agent, config_from_dict, config_to_dict, resolve
 
@@ -200,13 +201,20 @@ def test_simba_temperature_uses_adamw_with_the_networks_weight_decay():
     (official SimBa builds its temperature optimizer with the networks' AdamW)."""
     log_temp = {"log_temp": jnp.float32(np.log(0.01))}
     zero = {"log_temp": jnp.float32(0.0)}
-    for agent in ("simba", "msr", "simbav2", "mlp"):
-        cfg = agent_preset(agent)
+    cases = [(agent, {}, agent_preset(agent).weight_decay) for agent in AGENTS]
+    cases += [
+        ("simba", {"temp_weight_decay": 0.0}, 0.0),
+        ("simbav2", {"temp_weight_decay": 0.1}, 0.1),
+    ]
+    for agent, changes, decay in cases:
+        cfg = replace(agent_preset(agent), **changes)
         tx = make_temperature_optimizer(cfg, make_schedule(cfg, 100))
         updates, _ = tx.update(zero, tx.init(log_temp), log_temp)
-        expected = -cfg.lr_init * cfg.weight_decay * float(log_temp["log_temp"])
+        expected = -cfg.lr_init * decay * float(log_temp["log_temp"])
         assert float(updates["log_temp"]) == pytest.approx(expected, rel=1e-5, abs=1e-12), agent
     assert agent_preset("simba").weight_decay > 0 == agent_preset("simbav2").weight_decay
+    with pytest.raises(ConfigError, match="temp_weight_decay"):
+        validate_agent(replace(agent_preset("simba"), temp_weight_decay=-1.0))
     sac = small_sac("simba")  # make_sac wires it in: one step moves log alpha up by ~4.6e-6
     temp, _ = sac._temperature_step(
         NetState(log_temp, sac.temp_tx.init(log_temp)), jnp.float32(sac.target_entropy)

@@ -100,8 +100,8 @@ class AgentConfig:
     """Polyak averaging rate of the target critic."""
     optimizer: Literal["adam", "adamw", "kron"] = "adam"
     """Optimizer for actor and critic: adam, adamw or PSGD-Kron (plasticity spec §3.3; use
-    about a third of Adam's learning rate). The temperature uses AdamW with the same weight
-    decay when the networks use adamw (official SimBa), else Adam."""
+    about a third of Adam's learning rate). The temperature uses Adam, or AdamW with
+    temp_weight_decay."""
     lr_init: float = 1e-4
     """Initial learning rate (actor, critic, temperature)."""
     lr_end: float = 5e-5
@@ -116,6 +116,10 @@ class AgentConfig:
     """Warm-up updates of the warmup_cosine schedule."""
     weight_decay: float = 0.0
     """Decoupled weight decay of actor and critic (AdamW only)."""
+    temp_weight_decay: float | None = None
+    """Decoupled weight decay of the temperature (log alpha; > 0 uses AdamW). None = auto: the
+    networks' weight_decay with --optimizer adamw (the SimBa of the SimbaV2 code), else 0. SimBa
+    v1 (Lee et al. 2024) used 0."""
     temp_init: float = 0.01
     """Initial entropy temperature alpha."""
     target_entropy_coef: float = -0.5
@@ -333,8 +337,8 @@ def validate_agent(cfg: AgentConfig) -> None:
         raise ConfigError(f"tau must be in (0, 1], got {cfg.tau}")
     if cfg.gamma is not None and not 0.0 <= cfg.gamma < 1.0:
         raise ConfigError(f"gamma must be in [0, 1), got {cfg.gamma}")
-    if cfg.lr_end < 0 or cfg.weight_decay < 0 or cfg.bc_alpha < 0:
-        raise ConfigError("lr_end, weight_decay and bc_alpha must be >= 0")
+    if min(cfg.lr_end, cfg.weight_decay, cfg.bc_alpha, cfg.temp_weight_decay or 0.0) < 0:
+        raise ConfigError("lr_end, weight_decay, temp_weight_decay and bc_alpha must be >= 0")
     if cfg.lr_warmup < 0:
         raise ConfigError(f"lr_warmup must be >= 0, got {cfg.lr_warmup}")
     validate_algo(cfg)
@@ -452,6 +456,15 @@ def auto_utd(action_repeat: int) -> float:
     configuration sets them (2 on DMC, MyoSuite and HumanoidBench, 1 on MuJoCo), so a run makes
     one update per environment frame."""
     return float(action_repeat)
+
+
+def temperature_weight_decay(cfg: AgentConfig) -> float:
+    """Weight decay of log alpha: `temp_weight_decay`, or when None the networks' weight decay
+    under AdamW (the SimbaV2 code's SimBa builds its temperature optimizer like its networks')
+    and 0 otherwise."""
+    if cfg.temp_weight_decay is not None:
+        return cfg.temp_weight_decay
+    return cfg.weight_decay if cfg.optimizer == "adamw" else 0.0
 
 
 def offline_updates(num_transitions: int, batch_size: int, epochs: float) -> int:

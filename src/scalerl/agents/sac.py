@@ -20,7 +20,7 @@ from scalerl.agents import deterministic as dpg
 from scalerl.agents import interventions, losses, noise
 from scalerl.agents.state import NetState, SACState, apply_gradients, polyak
 from scalerl.buffers.replay import Batch
-from scalerl.config import AgentConfig
+from scalerl.config import AgentConfig, temperature_weight_decay
 from scalerl.metrics.health import collect_features, network_health
 from scalerl.networks import Actor, Critic, project_kernels
 from scalerl.normalizers import (
@@ -50,16 +50,17 @@ def make_schedule(cfg: AgentConfig, decay_steps: int) -> optax.Schedule:
 def make_temperature_optimizer(
     cfg: AgentConfig, schedule: optax.Schedule
 ) -> optax.GradientTransformation:
-    """Optimizer of log alpha: AdamW with the networks' weight decay when they use AdamW (as
-    the official SimBa agent, Lee et al. 2024, builds its temperature optimizer), else Adam.
+    """Optimizer of log alpha: Adam, or AdamW when `config.temperature_weight_decay` is > 0 (the
+    SimbaV2 code's SimBa, Lee et al. 2024, uses its networks' AdamW for the temperature).
 
     The AdamW is `optax.adamw`'s update with Adam's two-part state, so checkpoints saved with
     the Adam temperature optimizer still load.
     """
     adam = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
-    if cfg.optimizer != "adamw":
+    decay = temperature_weight_decay(cfg)
+    if decay == 0:
         return optax.chain(adam, optax.scale_by_learning_rate(schedule))
-    return optax.chain(adam, _decay_then_learning_rate(schedule, cfg.weight_decay))
+    return optax.chain(adam, _decay_then_learning_rate(schedule, decay))
 
 
 def _decay_then_learning_rate(
