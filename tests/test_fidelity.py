@@ -1,9 +1,12 @@
 """Fidelity to the official SimbaV2 / SimBa code: suite UTD, C51 projection, temperature, loop.
 
-Golden values (`tests/data/simbav2_official.npz`) were produced once by running the official
-SimbaV2 code, github.com/dojeon-ai/SimbaV2 at commit 14fafb27e6f78f0b65d19b8873b4433547a2193c
-(`scale_rl/agents/simbaV2/`), on CPU with jax 0.10.2 / flax 0.12.8 / optax 0.2.8, outside this
-repository. Script outline (its code is not part of scalerl):
+Golden values (`tests/data/simbav2_official.npz`, `tests/data/simba_official.npz`) were produced
+once by running the official SimbaV2 code, github.com/dojeon-ai/SimbaV2 at commit
+14fafb27e6f78f0b65d19b8873b4433547a2193c (`scale_rl/agents/simbaV2/` and its SimBa baseline
+`scale_rl/agents/simba/`), on CPU with jax 0.10.2 / flax 0.12.8 / optax 0.2.8, outside this
+repository. Script outline (its code is not part of scalerl; SimBa: the same with
+`_init_simba_networks` / `_update_simba_networks`, constant learning rate 1e-4, AdamW weight
+decay 1e-2 for actor, critic and temperature, scalar critic and its Q instead of bins):
 
 1. `_init_simbav2_networks(3, 2, cfg)` with the paper's constants at a tiny size: seed 0, actor
    width 4 (1 block), critic width 8 (1 block), 11 bins on [-5, 5], c_shift 3, scaler init and
@@ -48,7 +51,7 @@ from scalerl.errors import ConfigError
 from scalerl.train.loop import evaluation_due
 from scalerl.train.setup import build_agent, config_from_dict, config_to_dict, resolve
 
-GOLDEN = Path(__file__).parent / "data" / "simbav2_official.npz"
+DATA = Path(__file__).parent / "data"
 
 # ----------------------------------------------------------------------------- UTD per suite
 
@@ -242,8 +245,8 @@ def test_no_evaluation_during_the_random_warmup():
 # ----------------------------------------------------------------------------- golden values
 
 
-def _golden() -> dict[str, np.ndarray]:
-    packed = np.load(GOLDEN)
+def _golden(agent: str) -> dict[str, np.ndarray]:
+    packed = np.load(DATA / f"{agent}_official.npz")
     values, offset, out = packed["values"], 0, {}
     for name, shape in zip(packed["names"], packed["shapes"], strict=True):
         shape = ast.literal_eval(str(shape))
@@ -265,12 +268,13 @@ def _tree(golden: dict[str, np.ndarray], prefix: str, ensemble: bool = False) ->
     return tree
 
 
-@pytest.fixture(scope="module")
-def official():
+@pytest.fixture(scope="module", params=["simbav2", "simba"])
+def official(request):
     """The golden values, the matching scalerl agent and its state at the official init."""
-    golden = _golden()
+    agent = request.param
+    golden = _golden(agent)
     cfg = replace(
-        agent_preset("simbav2"),
+        agent_preset(agent),
         actor_width=4,
         critic_width=8,
         actor_depth=1,
@@ -300,9 +304,11 @@ def test_forward_passes_match_the_official_code(official):
     mean, log_std = sac.actor.apply({"params": state.actor.params}, golden["obs"])
     np.testing.assert_allclose(mean, golden["fwd/actor_mean"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(log_std, golden["fwd/actor_log_std"], rtol=1e-5, atol=1e-6)
-    logits = sac._critic_out(state.critic.params, golden["obs"], golden["action"])[0]
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
-    np.testing.assert_allclose(log_probs, golden["fwd/critic_log_prob"], atol=2e-6)
+    out = sac._critic_out(state.critic.params, golden["obs"], golden["action"])[0]
+    if sac.cfg.critic_head == "categorical":
+        log_probs = jax.nn.log_softmax(out, axis=-1)
+        np.testing.assert_allclose(log_probs, golden["fwd/critic_log_prob"], atol=2e-6)
+    np.testing.assert_allclose(sac._q_values(out[None])[0], golden["fwd/critic_q"], atol=2e-6)
 
 
 def test_two_updates_match_the_official_code(official):
