@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--env", default="dmc:cartpole-swingup")
     parser.add_argument("--env-steps", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, default=1)
-    parser.add_argument("--utd", type=float, default=2.0)
+    parser.add_argument("--utd", type=float, default=None, help="default: the action repeat")
     args = parser.parse_args()
     agent = replace(agent_preset("simbav2"), critic_width=128, actor_width=64)
     with tempfile.TemporaryDirectory() as root:
@@ -57,7 +57,7 @@ def main() -> None:
                 "env": args.env,
                 "env_steps": args.env_steps,
                 "seeds": args.seeds,
-                "utd": args.utd,
+                "utd": args.utd or "auto",
                 "wall_s": round(wall, 1),
                 "frames_per_s": round(args.env_steps * args.seeds / wall, 1),
                 "final_returns": [round(r, 1) for r in returns],

@@ -137,7 +137,8 @@ class AgentConfig:
     """Polyak averaging rate of the target critic."""
     optimizer: Literal["adam", "adamw", "kron"] = "adam"
     """Optimizer for actor and critic: adam, adamw or PSGD-Kron (docs/plasticity/kron.md; use
-    about a third of Adam's learning rate). The temperature always uses Adam."""
+    about a third of Adam's learning rate). The temperature uses Adam, or AdamW with
+    temp_weight_decay."""
     lr_init: float = 1e-4
     """Initial learning rate (actor, critic, temperature)."""
     lr_end: float = 5e-5
@@ -152,6 +153,10 @@ class AgentConfig:
     """Warm-up updates of the warmup_cosine schedule."""
     weight_decay: float = 0.0
     """Decoupled weight decay of actor and critic (AdamW only)."""
+    temp_weight_decay: float | None = None
+    """Decoupled weight decay of the temperature (log alpha; > 0 uses AdamW). None = auto: the
+    networks' weight_decay with --optimizer adamw (the SimBa of the SimbaV2 code), else 0. SimBa
+    v1 (Lee et al. 2024) used 0."""
     temp_init: float = 0.01
     """Initial entropy temperature alpha."""
     target_entropy_coef: float = -0.5
@@ -269,8 +274,9 @@ class TrainConfig:
     """Train seeds seed, seed+1, ..., seed+num_seeds-1 in one process (ignored with --seeds)."""
     env_steps: int = 1_000_000
     """Budget in environment frames (agent steps x action repeat), as the paper counts."""
-    utd: float = 2.0
-    """Gradient updates per agent step (may be fractional, e.g. 0.5)."""
+    utd: float | None = None
+    """Gradient updates per agent step (may be fractional, e.g. 0.5). None = auto: the action
+    repeat, as in the SimbaV2 configuration (DMC/MyoSuite/HumanoidBench 2, MuJoCo 1)."""
     warmup_steps: int = 5_000
     """Agent steps of uniform random actions before the first update."""
     buffer_capacity: int = 1_000_000
@@ -398,8 +404,8 @@ def validate_agent(cfg: AgentConfig) -> None:
         raise ConfigError(f"tau must be in (0, 1], got {cfg.tau}")
     if cfg.gamma is not None and not 0.0 <= cfg.gamma < 1.0:
         raise ConfigError(f"gamma must be in [0, 1), got {cfg.gamma}")
-    if cfg.lr_end < 0 or cfg.weight_decay < 0 or cfg.bc_alpha < 0:
-        raise ConfigError("lr_end, weight_decay and bc_alpha must be >= 0")
+    if min(cfg.lr_end, cfg.weight_decay, cfg.bc_alpha, cfg.temp_weight_decay or 0.0) < 0:
+        raise ConfigError("lr_end, weight_decay, temp_weight_decay and bc_alpha must be >= 0")
     if cfg.lr_warmup < 0:
         raise ConfigError(f"lr_warmup must be >= 0, got {cfg.lr_warmup}")
     validate_algo(cfg)
@@ -443,13 +449,15 @@ def validate_plasticity(cfg: PlasticityConfig, agent: str) -> None:
 
 def validate_train(cfg: TrainConfig) -> None:
     """Raise ConfigError for a run config value that cannot work (before any work starts)."""
-    _positive(cfg, "env_steps", "utd", "buffer_capacity", "eval_episodes", "log_every")
+    _positive(cfg, "env_steps", "buffer_capacity", "eval_episodes", "log_every")
     if cfg.warmup_steps < 1:
         raise ConfigError(f"warmup_steps must be >= 1, got {cfg.warmup_steps}")
-    for name in ("action_repeat", "max_episode_steps", "eval_every"):
+    for name in ("utd", "action_repeat", "max_episode_steps", "eval_every"):
         value = getattr(cfg, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"{name} must be positive, got {value}")
+        if value is not None and not value > 0:
+            raise ConfigError(
+                f"{name} must be positive, got {value}; fix --{name.replace('_', '-')}"
+            )
     if cfg.buffer_capacity < cfg.warmup_steps:
         raise ConfigError("buffer_capacity must be at least warmup_steps")
     if cfg.health_every < 0 or cfg.health_batch < 2:
@@ -508,6 +516,22 @@ def lr_decay_steps(env_steps: int, action_repeat: int, utd: float, fraction: flo
     """
     agent_steps = env_steps // action_repeat
     return max(1, int(fraction * agent_steps * utd))
+
+
+def auto_utd(action_repeat: int) -> float:
+    """Gradient updates per agent step when not set: the action repeat, as the SimbaV2
+    configuration sets them (2 on DMC, MyoSuite and HumanoidBench, 1 on MuJoCo), so a run makes
+    one update per environment frame."""
+    return float(action_repeat)
+
+
+def temperature_weight_decay(cfg: AgentConfig) -> float:
+    """Weight decay of log alpha: `temp_weight_decay`, or when None the networks' weight decay
+    under AdamW (the SimbaV2 code's SimBa builds its temperature optimizer like its networks')
+    and 0 otherwise."""
+    if cfg.temp_weight_decay is not None:
+        return cfg.temp_weight_decay
+    return cfg.weight_decay if cfg.optimizer == "adamw" else 0.0
 
 
 def offline_updates(num_transitions: int, batch_size: int, epochs: float) -> int:

@@ -44,10 +44,19 @@ def categorical_projection(atoms: jax.Array, probs: jax.Array, v_max: float) -> 
     """Project a distribution on shifted atoms back onto the fixed support (C51, Bellemare 2017).
 
     Each atom's mass is split between its two neighbouring bins in proportion to proximity
-    (spec 2.4): with b = (z_hat + v_max) / dz, bin floor(b) gets p (1 - frac(b)) and bin
-    floor(b) + 1 gets p frac(b); an atom exactly on a bin gives all of its mass to that bin.
-    Written as two scatter-adds of K contributions per sample (O(K), ~6x faster on CPU than
-    a K x K kernel).
+    (SimbaV2, Lee et al. 2025, Sec. 4.4): with b = (z_hat + v_max) / dz, bin floor(b) gets
+    p (1 - frac(b)) and bin floor(b) + 1 gets p frac(b); an atom exactly on a bin gives all of
+    its mass to that bin. Written as two scatter-adds of K contributions per sample (O(K), ~6x
+    faster on CPU than a K x K kernel).
+
+    The split is taken around the nearest bin c = round(b) (offset t = b - c, |t| <= 1/2): c
+    gets p (1 - |t|), its neighbour on the side of t gets p |t| (`bin_split`). This is the same
+    split, but XLA recomputes b separately for the scatter indices and for the weights inside a
+    fused update, and the two copies can round differently. With floor(b), an atom a few ulps
+    from a bin could then get its index from one side of the bin and its weights from the
+    other, moving its whole mass to the wrong bin; around round(b) the weights of the two
+    possible readings agree to within the rounding (they are ~(1, 0) at a bin and ~(1/2, 1/2)
+    between bins), so rounding only moves mass continuously.
 
     Args:
         atoms: (B, K) target atom positions; clipped to [-v_max, v_max].
@@ -58,15 +67,37 @@ def categorical_projection(atoms: jax.Array, probs: jax.Array, v_max: float) -> 
         (B, K) projected probabilities; each row sums to the row sum of `probs`.
     """
     num_bins = atoms.shape[-1]
+    b = bin_position(atoms, v_max, num_bins)
+    (near, side), (near_w, side_w) = bin_split(b, num_bins), bin_split_weights(b)
+    return scatter_split(probs, near, side, near_w, side_w)
+
+
+def bin_position(atoms: jax.Array, v_max: float, num_bins: int) -> jax.Array:
+    """Fractional bin index b = (clip(z_hat, -v_max, v_max) + v_max) / dz in [0, K - 1]."""
     delta = 2.0 * v_max / (num_bins - 1)
-    b = (jnp.clip(atoms, -v_max, v_max) + v_max) / delta
-    lower = jnp.clip(jnp.floor(b), 0, num_bins - 1)
-    upper_weight = b - lower
-    lower_idx = lower.astype(jnp.int32)
-    upper_idx = jnp.minimum(lower_idx + 1, num_bins - 1)
-    rows = jnp.arange(atoms.shape[0])[:, None]
-    projected = jnp.zeros_like(probs).at[rows, lower_idx].add(probs * (1.0 - upper_weight))
-    return projected.at[rows, upper_idx].add(probs * upper_weight)
+    return (jnp.clip(atoms, -v_max, v_max) + v_max) / delta
+
+
+def bin_split(b: jax.Array, num_bins: int) -> tuple[jax.Array, jax.Array]:
+    """Indices (nearest bin round(b), its neighbour on the side of b) of each atom."""
+    near = jnp.round(b)
+    side = jnp.clip(near + jnp.sign(b - near), 0, num_bins - 1)
+    return near.astype(jnp.int32), side.astype(jnp.int32)
+
+
+def bin_split_weights(b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Weights (1 - |t|, |t|) of the nearest bin and its neighbour, t = b - round(b)."""
+    offset = jnp.abs(b - jnp.round(b))
+    return 1.0 - offset, offset
+
+
+def scatter_split(
+    probs: jax.Array, near: jax.Array, side: jax.Array, near_w: jax.Array, side_w: jax.Array
+) -> jax.Array:
+    """Scatter-add p * near_w into bins `near` and p * side_w into bins `side`, row by row."""
+    rows = jnp.arange(probs.shape[0])[:, None]
+    projected = jnp.zeros_like(probs).at[rows, near].add(probs * near_w)
+    return projected.at[rows, side].add(probs * side_w)
 
 
 def categorical_td_target(

@@ -20,7 +20,7 @@ from scalerl.agents import deterministic as dpg
 from scalerl.agents import interventions, losses, noise
 from scalerl.agents.state import NetState, SACState, apply_gradients, polyak
 from scalerl.buffers.replay import Batch
-from scalerl.config import AgentConfig
+from scalerl.config import AgentConfig, temperature_weight_decay
 from scalerl.metrics.health import collect_features, network_health
 from scalerl.networks import Actor, Critic, project_kernels
 from scalerl.normalizers import (
@@ -45,6 +45,36 @@ def make_schedule(cfg: AgentConfig, decay_steps: int) -> optax.Schedule:
     if cfg.lr_end == cfg.lr_init:
         return optax.constant_schedule(cfg.lr_init)
     return optax.linear_schedule(cfg.lr_init, cfg.lr_end, decay_steps)
+
+
+def make_temperature_optimizer(
+    cfg: AgentConfig, schedule: optax.Schedule
+) -> optax.GradientTransformation:
+    """Optimizer of log alpha: Adam, or AdamW when `config.temperature_weight_decay` is > 0 (the
+    SimbaV2 code's SimBa, Lee et al. 2024, uses its networks' AdamW for the temperature).
+
+    The AdamW is `optax.adamw`'s update with Adam's two-part state, so checkpoints saved with
+    the Adam temperature optimizer still load.
+    """
+    adam = optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8)
+    decay = temperature_weight_decay(cfg)
+    if decay == 0:
+        return optax.chain(adam, optax.scale_by_learning_rate(schedule))
+    return optax.chain(adam, _decay_then_learning_rate(schedule, decay))
+
+
+def _decay_then_learning_rate(
+    schedule: optax.Schedule, weight_decay: float
+) -> optax.GradientTransformation:
+    """add_decayed_weights then scale_by_learning_rate, with the latter's state only."""
+    scale = optax.scale_by_learning_rate(schedule)
+    decay = optax.add_decayed_weights(weight_decay)
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        updates, _ = decay.update(updates, optax.EmptyState(), params)
+        return scale.update(updates, state, params)
+
+    return optax.GradientTransformation(scale.init, update)
 
 
 @dataclass(frozen=True)
@@ -284,8 +314,8 @@ class SAC:
             return jnp.exp(params["log_temp"]) * (entropy - self.target_entropy)
 
         loss, grads = jax.value_and_grad(loss_fn)(temp.params)
+        alpha = jnp.exp(temp.params["log_temp"])  # logged before the step, as the official code
         temp = apply_gradients(self.temp_tx, temp, grads)
-        alpha = jnp.exp(temp.params["log_temp"])
         return temp, {"train/temperature": alpha, "train/temperature_loss": loss}
 
     def _critic_target(
@@ -516,7 +546,7 @@ def make_sac(cfg: AgentConfig, obs_dim: int, action_dim: int, decay_steps: int =
         "critic": interventions.net_labels(critic, obs, act),
     }
     schedule = make_schedule(cfg, decay_steps)
-    temp_tx = optax.adam(schedule, b1=0.9, b2=0.999, eps=1e-8)
+    temp_tx = make_temperature_optimizer(cfg, schedule)
     return SAC(
         cfg,
         obs_dim,

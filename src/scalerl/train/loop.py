@@ -441,13 +441,21 @@ def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions
         if cfg.video_every and t % cfg.video_every == 0:
             run.record(states, t)
         if t % cfg.eval_every == 0 or t == total:
-            run.evaluate(states, t)
+            if evaluation_due(t, total, cfg.warmup_steps):
+                run.evaluate(states, t)
             run.checkpoint(states, buffers, actions)
         elif cfg.checkpoint_every and t % cfg.checkpoint_every == 0:
             run.checkpoint(states, buffers, actions)
         if t % 100 == 0 or t == total:
             _show(run, progress, t)
     progress.close()
+
+
+def evaluation_due(t: int, total: int, warmup_steps: int) -> bool:
+    """Whether an evaluation point at agent step t (a multiple of eval_every, or the last step)
+    evaluates: not during the random warm-up (t < warmup_steps), as the official SimbaV2 loop,
+    which evaluates at step 0 and then only once updates have begun; the last step always."""
+    return t >= warmup_steps or t == total
 
 
 def _record(run: Run, states: SACState, metrics: dict[str, np.ndarray], t: int) -> None:
