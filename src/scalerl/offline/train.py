@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 import scalerl
-from scalerl.agents.sac import SAC
+from scalerl.agents.actor_critic import ActorCritic
 from scalerl.agents.state import SACState, take_seed
 from scalerl.analysis.plots import plot_learning_curve
 from scalerl.buffers.replay import ReplayState, replay_from_numpy, replay_sample_many
@@ -72,7 +72,7 @@ class OfflineRun:
 
     cfg: OfflineConfig
     train_cfg: TrainConfig
-    sac: SAC
+    sac: ActorCritic
     seeds: list[OfflineSeed]
     buffer: ReplayState
     total: int
@@ -313,7 +313,7 @@ def _restore_states(run: OfflineRun) -> tuple[SACState, int]:
 # ------------------------------------------------------------------------------ the loop
 
 
-def make_chunk(sac: SAC, num_updates: int):
+def make_chunk(sac: ActorCritic, num_updates: int):
     """Jitted `num_updates` SAC updates of every seed on batches from one shared buffer.
 
     Returns:
