@@ -22,11 +22,17 @@ from scalerl.errors import ConfigError
 AGENTS_DIR = Path(base.__file__).parent
 
 
+@pytest.fixture(scope="module")
+def built():
+    """algo -> (agent built by conftest's make_sac, its initial state)."""
+    agents = {algo: small_sac("mlp", use_cdq=True, algo=algo) for algo in ALGORITHMS}
+    return {algo: (a, a.init(jax.random.PRNGKey(0))) for algo, a in agents.items()}
+
+
 @pytest.mark.parametrize("algo, cls", [("sac", SAC), ("td3", TD3), ("ddpg", DDPG)])
-def test_make_agent_and_make_sac_build_the_named_algorithm(algo, cls):
-    agent = small_sac("mlp", use_cdq=True, algo=algo)  # conftest builds with make_sac
+def test_make_agent_and_make_sac_build_the_named_algorithm(built, algo, cls):
+    agent, state = built[algo]
     assert type(agent) is cls and ALGORITHMS[algo] is cls
-    state = agent.init(jax.random.PRNGKey(0))
     assert isinstance(state, SACState)
     protocol_methods = ("init", "init_many", "act", "explore", "observe", "update", "health")
     assert all(callable(getattr(agent, name)) for name in protocol_methods)
@@ -52,12 +58,9 @@ def test_only_the_registry_dispatches_on_the_algorithm():
     assert offenders == []
 
 
-def test_state_structure_is_the_same_for_every_algorithm_but_its_extras():
+def test_state_structure_is_the_same_for_every_algorithm_but_its_extras(built):
     """Checkpoints keep one layout: SAC, TD3 and DDPG states differ only in `extras`."""
-    trees = {
-        algo: small_sac("mlp", use_cdq=True, algo=algo).init(jax.random.PRNGKey(0))
-        for algo in ("sac", "td3", "ddpg")
-    }
+    trees = {algo: state for algo, (_, state) in built.items()}
     core = {a: jax.tree.structure(s.replace(extras={})) for a, s in trees.items()}
     assert core["sac"] == core["td3"] == core["ddpg"]
     assert set(trees["td3"].extras) == {"target_actor"} and trees["ddpg"].extras == {}

@@ -162,7 +162,6 @@ class Case:
 
 CASES = {
     "sac_simbav2": Case(agent_config("simbav2", False)),
-    "sac_mlp": Case(agent_config("mlp", True, {"redo_every": 5}), extras=("redo",)),
     "td3_mlp_bc": Case(
         agent_config("mlp", True, {"reset": "full", "reset_every": 5}, algo="td3", bc_alpha=0.1),
         extras=("reset", "health"),
@@ -190,11 +189,12 @@ CASES = {
         extras=("reset",),
         slow=True,
     ),
+    "sac_mlp": Case(agent_config("mlp", True, {"redo_every": 5}), extras=("redo",), slow=True),
     "td3_simba": Case(agent_config("simba", True, algo="td3", policy_delay=3), slow=True),
     "ddpg_simba": Case(agent_config("simba", True, algo="ddpg", expl_noise=0.2), slow=True),
 }
-"""Fast cases cover each algorithm once (MLP, plus SimbaV2 SAC); slow ones the other networks
-and interventions."""
+"""Fast cases cover each algorithm once (SimbaV2 SAC, MLP TD3 and DDPG); slow ones the other
+networks and interventions."""
 
 
 # ---------------------------------------------------------------------- fingerprints
