@@ -24,9 +24,9 @@ AGENTS_DIR = Path(base.__file__).parent
 
 @pytest.fixture(scope="module")
 def built():
-    """algo -> (agent built by conftest's make_sac, its initial state)."""
+    """algo -> (agent built by conftest's make_sac, the shapes of its initial state)."""
     agents = {algo: small_sac("mlp", use_cdq=True, algo=algo) for algo in ALGORITHMS}
-    return {algo: (a, a.init(jax.random.PRNGKey(0))) for algo, a in agents.items()}
+    return {algo: (a, jax.eval_shape(a.init, jax.random.PRNGKey(0))) for algo, a in agents.items()}
 
 
 @pytest.mark.parametrize("algo, cls", [("sac", SAC), ("td3", TD3), ("ddpg", DDPG)])
