@@ -177,7 +177,6 @@ CASES = {
             {"hare_tortoise": True, "ht_reset_every": 3, "l2_init": 1e-3},
             bc_alpha=0.1,
         ),
-        extras=("health",),
         slow=True,
     ),
     "sac_simba_nap": Case(
@@ -189,7 +188,9 @@ CASES = {
         extras=("reset",),
         slow=True,
     ),
-    "sac_mlp": Case(agent_config("mlp", True, {"redo_every": 5}), extras=("redo",), slow=True),
+    "sac_mlp": Case(
+        agent_config("mlp", True, {"redo_every": 5}), extras=("redo", "health"), slow=True
+    ),
     "td3_simba": Case(agent_config("simba", True, algo="td3", policy_delay=3), slow=True),
     "ddpg_simba": Case(agent_config("simba", True, algo="ddpg", expl_noise=0.2), slow=True),
 }
