@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from machine import busy_cpu_seconds, cpu_model, other_cores
 
-from scalerl.agents.sac import SAC, make_sac
+from scalerl.agents.actor_critic import ActorCritic
+from scalerl.agents.sac import make_sac
 from scalerl.agents.state import SACState
 from scalerl.buffers.replay import (
     ReplayState,
@@ -94,7 +95,7 @@ def machine_info() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- setup
 
 
-def build_agent(spec: BenchConfig, args: argparse.Namespace) -> SAC:
+def build_agent(spec: BenchConfig, args: argparse.Namespace) -> ActorCritic:
     """Builds the SAC agent of a configuration with the preset's other defaults.
 
     Args:
@@ -145,7 +146,9 @@ def random_transitions(
     )
 
 
-def filled_buffer(rng: np.random.Generator, sac: SAC, capacity: int, fill: int) -> ReplayState:
+def filled_buffer(
+    rng: np.random.Generator, sac: ActorCritic, capacity: int, fill: int
+) -> ReplayState:
     """A replay buffer holding `fill` random transitions.
 
     Args:
@@ -168,7 +171,7 @@ def stack(trees: list[Any]) -> Any:
 
 
 def setup(
-    sac: SAC, args: argparse.Namespace, rng: np.random.Generator
+    sac: ActorCritic, args: argparse.Namespace, rng: np.random.Generator
 ) -> tuple[StepFn, SACState, ReplayState]:
     """The train step, agent states and buffers, all with a leading seed axis of `args.seeds`.
 
@@ -200,7 +203,7 @@ def _kernel_weights(params: Any) -> int:
     return sum(x.size for path, x in leaves if getattr(path[-1], "key", None) == "kernel")
 
 
-def analytic_flops(sac: SAC, state: SACState) -> float:
+def analytic_flops(sac: ActorCritic, state: SACState) -> float:
     """Matmul FLOPs of one update, counting 2 flops per weight per example per forward.
 
     Actor step: actor forward+backward (3 A) and critic forward+input-gradient (2 C); target:
@@ -221,7 +224,7 @@ def analytic_flops(sac: SAC, state: SACState) -> float:
     return 4.0 * actor + 6.0 * critic
 
 
-def xla_flops(sac: SAC, state: SACState, buffer: ReplayState) -> float | None:
+def xla_flops(sac: ActorCritic, state: SACState, buffer: ReplayState) -> float | None:
     """FLOPs of one `sac.update` from XLA's cost analysis of the compiled update, if available.
 
     Args:
@@ -244,7 +247,7 @@ def xla_flops(sac: SAC, state: SACState, buffer: ReplayState) -> float | None:
 
 
 def flops_per_update(
-    sac: SAC, state: SACState, buffer: ReplayState, use_xla: bool
+    sac: ActorCritic, state: SACState, buffer: ReplayState, use_xla: bool
 ) -> tuple[float, str, float]:
     """FLOPs of one update: XLA's count if wanted and available, else the analytic estimate.
 
@@ -391,7 +394,7 @@ def measure(spec: BenchConfig, args: argparse.Namespace) -> dict[str, Any]:
 
 def _record(
     spec: BenchConfig,
-    sac: SAC,
+    sac: ActorCritic,
     args: argparse.Namespace,
     updates_per_s: float,
     flops: float,

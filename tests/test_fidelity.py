@@ -42,7 +42,8 @@ import pytest
 
 from conftest import ACT_DIM, OBS_DIM, small_sac
 from scalerl.agents import losses
-from scalerl.agents.sac import make_sac, make_schedule, make_temperature_optimizer
+from scalerl.agents.actor_critic import make_temperature_optimizer
+from scalerl.agents.sac import make_sac, make_schedule
 from scalerl.agents.state import NetState
 from scalerl.buffers.replay import Batch
 from scalerl.cli import main

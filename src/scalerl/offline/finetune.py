@@ -7,7 +7,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from scalerl.agents.sac import SAC
+from scalerl.agents.actor_critic import ActorCritic
 from scalerl.agents.state import SACState, take_seed
 from scalerl.buffers.replay import ReplayState, Transition, replay_add_batch
 from scalerl.config import TrainConfig
@@ -40,7 +40,7 @@ def preload_buffer(buffer: ReplayState, dataset: Dataset | None) -> ReplayState:
 
 
 def initial_state(
-    sac: SAC, states: SACState, init_from: Path | None, preload: Dataset | None
+    sac: ActorCritic, states: SACState, init_from: Path | None, preload: Dataset | None
 ) -> SACState:
     """Fresh stacked seed states, started from `init_from`'s checkpoint and/or warmed up.
 

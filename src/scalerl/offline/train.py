@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 import scalerl
-from scalerl.agents.sac import SAC
+from scalerl.agents.actor_critic import ActorCritic
 from scalerl.agents.state import SACState, take_seed
 from scalerl.analysis.plots import plot_learning_curve
 from scalerl.buffers.replay import ReplayState, replay_from_numpy, replay_sample_many
@@ -75,7 +75,7 @@ class OfflineRun:
 
     cfg: OfflineConfig
     train_cfg: TrainConfig
-    sac: SAC
+    sac: ActorCritic
     seeds: list[OfflineSeed]
     buffer: ReplayState
     total: int
@@ -329,7 +329,7 @@ def _restore_states(run: OfflineRun) -> tuple[SACState, int]:
 # ------------------------------------------------------------------------------ the loop
 
 
-def make_chunk(sac: SAC, num_updates: int):
+def make_chunk(sac: ActorCritic, num_updates: int):
     """Jitted `num_updates` SAC updates of every seed on batches from one shared buffer.
 
     Returns:

@@ -6,14 +6,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scalerl.agents.sac import SAC
+from scalerl.agents.actor_critic import ActorCritic
 from scalerl.agents.state import SACState, take_seed
 from scalerl.datasets import Dataset
 from scalerl.normalizers import reward_scale_update, stats_update
 
 
 def warm_normalizers(
-    sac: SAC, state: SACState, observations: np.ndarray, rewards: np.ndarray, dones: np.ndarray
+    sac: ActorCritic,
+    state: SACState,
+    observations: np.ndarray,
+    rewards: np.ndarray,
+    dones: np.ndarray,
 ) -> SACState:
     """Build the observation and reward-scale statistics from a whole dataset.
 
@@ -56,7 +60,7 @@ def _reward_stats(stats, rewards: np.ndarray, dones: np.ndarray, gamma: float):
     return _scan_returns(stats, r, d, jnp.float32(gamma))
 
 
-def warm_seed_states(sac: SAC, states: SACState, dataset: Dataset) -> SACState:
+def warm_seed_states(sac: ActorCritic, states: SACState, dataset: Dataset) -> SACState:
     """Stacked seed states whose normalisers are warmed up on `dataset` (same for every seed).
 
     Episode ends for the return recursion are the dataset's terminal or timeout rows.

@@ -9,7 +9,7 @@ import gymnasium as gym
 import jax
 import numpy as np
 
-from scalerl.agents.sac import SAC
+from scalerl.agents.actor_critic import ActorCritic
 from scalerl.agents.state import SACState
 from scalerl.envs import env_info, make_env
 from scalerl.errors import ConfigError
@@ -37,7 +37,7 @@ class EvalResult:
         return out
 
 
-def make_policy(sac: SAC):
+def make_policy(sac: ActorCritic):
     """Jitted deterministic policy over a leading seed axis: (states, obs) -> tanh(mean)."""
     key = jax.random.PRNGKey(0)
     return jax.jit(jax.vmap(lambda state, obs: sac.act(state, obs, key, deterministic=True)))
@@ -76,7 +76,7 @@ def _result(results: list[tuple]) -> EvalResult:
     return EvalResult(np.array(returns, np.float64), np.array(lengths), flags)
 
 
-def load_run_agent(run_dir: Path) -> tuple[SAC, SACState, dict]:
+def load_run_agent(run_dir: Path) -> tuple[ActorCritic, SACState, dict]:
     """Rebuild a run's agent from config.json and restore its checkpoint."""
     cfg = read_config(run_dir)
     probe = make_env(

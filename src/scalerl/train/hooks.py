@@ -2,7 +2,7 @@
 
 Each hook is a pure jitted function of the stacked (seed-axis) states; the loop decides when to
 call it from the update count. Fresh initialisations for resets and ReDo are drawn seed by seed
-outside `vmap` (see `SAC.init_many`).
+outside `vmap` (see `ActorCritic.init_many`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from scalerl.agents import interventions
-from scalerl.agents.sac import SAC
+from scalerl.agents.actor_critic import ActorCritic
 from scalerl.agents.state import SACState
 from scalerl.buffers.replay import ReplayState, replay_sample
 from scalerl.config import TrainConfig
@@ -30,7 +30,7 @@ def crossed(every: int, before: int, after: int) -> bool:
 class Hooks:
     """Health diagnostics every `health_every` agent steps; resets and ReDo by update count."""
 
-    def __init__(self, cfg: TrainConfig, sac: SAC, seeds: list[int]) -> None:
+    def __init__(self, cfg: TrainConfig, sac: ActorCritic, seeds: list[int]) -> None:
         self.cfg, self.sac, self.seeds = cfg, sac, seeds
         self.pc = cfg.agent.plasticity
         self.fresh_draws = 0

@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 import scalerl
-from scalerl.agents.sac import SAC
+from scalerl.agents.actor_critic import ActorCritic
 from scalerl.agents.state import SACState, take_seed
 from scalerl.analysis.plots import plot_learning_curve
 from scalerl.buffers.replay import Transition, replay_init
@@ -161,7 +161,7 @@ class Run:
     """All seeds of one training job and the agent's static parts (the state stays a pytree)."""
 
     cfg: TrainConfig
-    sac: SAC
+    sac: ActorCritic
     seeds: list[SeedRun]
     policy: Any
     counters: LoopCounters = field(default_factory=LoopCounters)

@@ -114,7 +114,7 @@ def resume_template(sac: Any, capacity: int) -> Any:
     """meta -> the template tree of one seed's resume checkpoint (for `load_resume`).
 
     Args:
-        sac: The run's agent (`scalerl.agents.sac.SAC`).
+        sac: The run's agent (`scalerl.agents.actor_critic.ActorCritic`).
         capacity: The run's replay-buffer capacity (`scalerl.train.setup.replay_capacity`).
     """
     from scalerl.buffers.replay import replay_init

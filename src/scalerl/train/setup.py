@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scalerl.agents.sac import SAC, make_sac
+from scalerl.agents.actor_critic import ActorCritic
+from scalerl.agents.registry import make_agent
 from scalerl.config import (
     AgentConfig,
     OfflineConfig,
@@ -95,10 +96,10 @@ def replay_capacity(cfg: TrainConfig, preload_rows: int = 0) -> int:
     return min(cfg.buffer_capacity, agent_steps(cfg) + preload_rows)
 
 
-def build_agent(cfg: TrainConfig, obs_dim: int, action_dim: int) -> SAC:
-    """The SAC agent of a resolved run, with the LR decay length derived from the budget."""
+def build_agent(cfg: TrainConfig, obs_dim: int, action_dim: int) -> ActorCritic:
+    """The agent (SAC, TD3 or DDPG) of a resolved run; LR decay length from the budget."""
     decay = lr_decay_steps(cfg.env_steps, cfg.action_repeat, cfg.utd, cfg.agent.lr_decay_fraction)
-    return make_sac(cfg.agent, obs_dim, action_dim, decay)
+    return make_agent(cfg.agent, obs_dim, action_dim, decay)
 
 
 def default_run_name(cfg: TrainConfig, stamp: str | None = None) -> str:

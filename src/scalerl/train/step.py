@@ -14,7 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from scalerl.agents.sac import SAC
+from scalerl.agents.actor_critic import ActorCritic
 from scalerl.agents.state import SACState
 from scalerl.buffers.replay import ReplayState, Transition, replay_add, replay_sample_many
 
@@ -24,7 +24,7 @@ StepFn = Callable[
 ]
 
 
-def make_train_step(sac: SAC, num_updates: int, random_action: bool) -> StepFn:
+def make_train_step(sac: ActorCritic, num_updates: int, random_action: bool) -> StepFn:
     """A jitted step, vmapped over a leading seed axis, for a fixed number of updates and action
     source (both static).
 
@@ -80,7 +80,7 @@ class UpdateSchedule:
 class StepCache:
     """Compiled step functions keyed by (num_updates, random_action); at most a few variants."""
 
-    def __init__(self, sac: SAC) -> None:
+    def __init__(self, sac: ActorCritic) -> None:
         self.sac = sac
         self._fns: dict[tuple[int, bool], StepFn] = {}
 
