@@ -152,13 +152,20 @@ def core_slots(cores: list[int], workers: int, threads: int) -> list[tuple[int, 
     return [tuple(cores[i * threads : (i + 1) * threads]) for i in range(workers)]
 
 
+def single_thread_flags(flags: str) -> str:
+    """`flags` (XLA_FLAGS) with the single-thread flags in place of any thread setting."""
+    words = SINGLE_THREAD_FLAGS.split()
+    keep = [w for w in flags.split() if w.split("=")[0] not in {x.split("=")[0] for x in words}]
+    return " ".join(keep + words)
+
+
 def setup_worker(cores: tuple[int, ...] | None, threads: int) -> None:
     """In a fresh worker process, before JAX starts: pin to `cores`, single-thread XLA if asked.
 
     XLA sizes its CPU thread pool from the cores the process may use, so pinning also bounds
     its threads.
     """
-    if threads == 1 and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
-        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {SINGLE_THREAD_FLAGS}".strip()
+    if threads == 1:
+        os.environ["XLA_FLAGS"] = single_thread_flags(os.environ.get("XLA_FLAGS", ""))
     if cores is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)

@@ -22,7 +22,7 @@ from typing import Any
 from scalerl.errors import ScalerlError
 from scalerl.sweep.grid import RunSpec
 from scalerl.sweep.jobs import Trainer, execute_job, is_done, run_dir_of, set_aside
-from scalerl.sweep.packing import SINGLE_THREAD_FLAGS, Job, Plan, pack, plan_packing
+from scalerl.sweep.packing import Job, Plan, pack, plan_packing, single_thread_flags
 from scalerl.sweep.runner import LOG_DIR, RunStatus, describe, error_line, job_statuses
 
 
@@ -81,7 +81,7 @@ def run_ray(
         print(describe(plan, jobs), flush=True)
         options = {"num_cpus": max(cpus_per_run, threads), "num_gpus": gpus_per_run}
         if threads == 1:
-            flags = f"{os.environ.get('XLA_FLAGS', '')} {SINGLE_THREAD_FLAGS}".strip()
+            flags = single_thread_flags(os.environ.get("XLA_FLAGS", ""))
             options["runtime_env"] = {"env_vars": {"XLA_FLAGS": flags}}
         task = ray.remote(_task).options(max_retries=retries, retry_exceptions=True, **options)
         launch = uuid.uuid4().hex
