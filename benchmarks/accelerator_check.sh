@@ -59,7 +59,7 @@ fi
 
 # 3. Update throughput: every config x (1, 8 seeds) x (fp32, bf16)
 if [[ $TINY == 1 ]]; then
-  CONFIGS=(simbav2-small mlp)
+  CONFIGS=(simbav2-small)
   SIZES=(--batch-size 8 --capacity 256 --fill 64 --warmup-calls 1 --calls 2 --flops analytic)
 else
   CONFIGS=(simbav2-default simbav2-small mlp simba-default)
