@@ -33,8 +33,14 @@ from scalerl.sweep import (
     spec_from_args,
 )
 from scalerl.sweep.grid import parse_value
-from scalerl.sweep.jobs import checkpoint_steps, pack_config
+from scalerl.sweep.jobs import (
+    checkpoint_steps,
+    drop_checkpoints_after,
+    pack_config,
+    resume_groups,
+)
 from scalerl.sweep.lock import LOCK_NAME, SweepLock
+from scalerl.sweep.packing import core_slots, single_thread_flags
 from scalerl.sweep.ray_backend import _count_attempt, _unpack, archive
 from scalerl.sweep.runner import DONE_NAME, set_aside
 
@@ -536,3 +542,33 @@ def test_an_interrupted_pack_resumes_exactly_and_only_what_is_missing(tmp_path):
     assert "resuming seeds 1 at step 100" in (out / "logs" / f"{names[1]}.log").read_text()
     assert_same_runs(tmp_path / "ref", out, names)
     assert not list(out.glob("*.failed-*"))
+
+
+def test_worker_slots_and_single_thread_flags():
+    assert core_slots([0, 1, 2, 3], 2, 2) == [(0, 1), (2, 3)]
+    assert core_slots([4, 6], 2, 1) == [(4,), (6,)]
+    assert core_slots([0, 1], 3, 1) == [None, None, None]  # oversubscribed: not pinned
+    flags = single_thread_flags("--xla_cpu_multi_thread_eigen=true --xla_dump_to=/tmp/x")
+    assert flags.split() == [
+        "--xla_dump_to=/tmp/x",
+        "--xla_cpu_multi_thread_eigen=false",
+        "intra_op_parallelism_threads=1",
+    ]
+
+
+def test_resumable_seeds_group_at_their_newest_shared_checkpoint(tmp_path):
+    spec = SweepSpec.from_options(envs="Pendulum-v1", seeds="0-3", agents="mlp", out_dir=tmp_path)
+    runs = expand(spec)
+    steps = {0: (75, 100), 1: (50, 75), 2: (75, 100), 3: (300, 400)}  # seed 1: one behind
+    for run in runs:
+        resume = tmp_path / "sweep" / run.name / "resume"
+        resume.mkdir(parents=True)
+        for step in steps[run.config.seed]:
+            (resume / f"step-{step:010d}.msgpack").write_bytes(b"")
+    groups = resume_groups(runs)
+    assert [([r.config.seed for r in g], step) for g, step in groups] == [
+        ([0, 1, 2], 75),
+        ([3], 400),
+    ]
+    drop_checkpoints_after(tmp_path / "sweep" / runs[0].name, 75)
+    assert checkpoint_steps(tmp_path / "sweep" / runs[0].name) == {75}
