@@ -77,7 +77,7 @@ done
 RUNS=$(mktemp -d)
 if [[ $TINY == 1 ]]; then
   ENV=Pendulum-v1 AGENT=mlp LIMIT=0
-  TRAIN=(--env-steps 300 --warmup-steps 100 --eval-every 150 --eval-episodes 1
+  TRAIN=(--env-steps 300 --warmup-steps 100 --eval-every 150 --eval-episodes 1 --log-every 50
          --critic-width 16 --actor-width 16 --batch-size 8)
 else
   ENV=dmc:walker-walk AGENT=simbav2 LIMIT=$((MINUTES * 60))
@@ -99,14 +99,14 @@ if [[ $CODE != 0 && $CODE != 124 && $CODE != 130 ]]; then
   exit 1
 fi
 SECONDS_RUN=$(( $(date +%s) - START ))
-"$PY" -c 'import csv, json, math, sys
+"$PY" -c 'import csv, json, sys
 rows = list(csv.DictReader(open(sys.argv[1] + "/check/metrics.csv")))
-last = lambda key: [float(r["value"]) for r in rows if r["metric"] == key][-1:] or [math.nan]
+last = lambda key: [float(r["value"]) for r in rows if r["metric"] == key][-1:] or [None]
 evals = [[int(r["env_step"]), float(r["value"])] for r in rows if r["metric"] == "eval/return"]
 print(json.dumps({"env": sys.argv[2], "agent": sys.argv[3], "seconds": int(sys.argv[4]),
                   "env_steps": max(int(r["env_step"]) for r in rows),
                   "updates_per_s": last("perf/updates_per_s")[0],
-                  "final_eval_return": evals[-1][1] if evals else math.nan,
+                  "final_eval_return": evals[-1][1] if evals else None,
                   "eval_returns": evals}))' "$RUNS" "$ENV" "$AGENT" "$SECONDS_RUN" \
   | emit training_run
 rm -rf "$RUNS"

@@ -78,5 +78,6 @@ def test_accelerator_check_tiny_cpu_mode_writes_one_json_line_per_figure(tmp_pat
     assert throughput == {("simbav2-small", s, p) for s in (1, 8) for p in ("fp32", "bf16")}
     assert all(x["updates_per_s"] > 0 for x in figures)
     (train,) = [x for x in lines if x["figure"] == "training_run"]
-    assert train["env_steps"] > 0 and np.isfinite(train["final_eval_return"])
+    assert train["env_steps"] == 300 and np.isfinite(train["final_eval_return"])
+    assert train["updates_per_s"] > 0
     assert "no GPU" in proc.stdout or jax.default_backend() != "cpu"

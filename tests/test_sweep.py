@@ -391,6 +391,8 @@ def test_ray_backend_runs_retries_and_skips(local_ray, tmp_path):
         "mlp-dmc-nosuch-task-s1": ("failed", 2),
     }
     assert statuses[1].error.startswith("EnvError: unknown DMC task")
+    # 2 CPUs, 2 cells: each cell's two seeds train together in one single-threaded task
+    assert {s.job for s in statuses} == {"mlp-Pendulum-v1-s0-1", "mlp-dmc-nosuch-task-s0-1"}
     for run in ("mlp-Pendulum-v1-s0", "mlp-Pendulum-v1-s1"):
         assert (tmp_path / "ray" / run / "metrics.csv").is_file()
     again = run_sweep(spec, backend="ray", retries=0)
