@@ -67,7 +67,7 @@ def test_accelerator_check_tiny_cpu_mode_writes_one_json_line_per_figure(tmp_pat
     env = os.environ | {"PYTHONPATH": str(ROOT / "src"), "PYTHON": sys.executable}
     proc = subprocess.run(
         ["bash", str(ROOT / "benchmarks" / "accelerator_check.sh"), "--tiny", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
+        capture_output=True, text=True, env=env, timeout=1800, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = [json.loads(line) for line in out.read_text().splitlines()]
