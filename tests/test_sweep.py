@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 import tyro
 
-from scalerl.config import TrainConfig
+from scalerl.cli import main as cli_main
+from scalerl.config import TrainConfig, seed_list
 from scalerl.envs.suites import MUJOCO
 from scalerl.errors import ConfigError, ScalerlError
-from scalerl.sweep import SweepArgs, SweepSpec, expand, main_sweep, run_sweep, spec_from_args
+from scalerl.sweep import (
+    SweepArgs,
+    SweepSpec,
+    Trainer,
+    expand,
+    main_sweep,
+    pack,
+    plan_packing,
+    run_sweep,
+    spec_from_args,
+)
 from scalerl.sweep.grid import parse_value
+from scalerl.sweep.jobs import (
+    checkpoint_steps,
+    drop_checkpoints_after,
+    pack_config,
+    resume_groups,
+)
+from scalerl.sweep.lock import LOCK_NAME, SweepLock
+from scalerl.sweep.packing import core_slots, single_thread_flags
 from scalerl.sweep.ray_backend import _count_attempt, _unpack, archive
 from scalerl.sweep.runner import DONE_NAME, set_aside
 
@@ -201,30 +224,37 @@ def test_yaml_grid_and_command_line_options(tmp_path):
 # ----------------------------------------------------------------------------- local backend
 
 
-def fake_train(cfg: TrainConfig) -> Path:
-    """Stand-in for `train` in worker processes: seed 1 raises, seed 2 is killed, seed 3 fails
-    its first attempt; it refuses an existing directory, like `create_run_dir`."""
-    run_dir = Path(cfg.run_root) / str(cfg.name)
-    run_dir.mkdir(parents=True)
+def fake_seeds(cfg: TrainConfig) -> list[Path]:
+    """Stand-in for `train_seeds` in worker processes: seed 1 raises, seed 2 is killed, seed 3
+    fails its first attempt; it refuses an existing directory, like `create_run_dir`."""
+    seeds = seed_list(cfg)
+    names = [cfg.name] if len(seeds) == 1 else [f"{cfg.name}-s{s}" for s in seeds]
+    dirs = [Path(cfg.run_root) / str(name) for name in names]
+    for run_dir in dirs:
+        run_dir.mkdir(parents=True)
     with open(Path(cfg.run_root) / "calls.txt", "a") as f:
-        f.write(f"{cfg.name}\n")
-    if cfg.seed == 1:
+        f.write(" ".join(names) + "\n")
+    if 1 in seeds:
         raise RuntimeError("boom\nsecond line")
-    if cfg.seed == 2:
+    if 2 in seeds:
         os.kill(os.getpid(), signal.SIGKILL)
-    if cfg.seed == 3 and not list(run_dir.parent.glob(f"{cfg.name}.failed-*")):
+    if 3 in seeds and not list(dirs[0].parent.glob(f"{dirs[0].name}.failed-*")):
         raise RuntimeError("flaky")
-    return run_dir
+    return dirs
+
+
+FAKE = Trainer(fresh=fake_seeds)
 
 
 def calls(sweep_dir: Path) -> list[str]:
+    """One entry per training process: the run names it trained, space-separated."""
     path = sweep_dir / "calls.txt"
-    return sorted(path.read_text().split()) if path.exists() else []
+    return sorted(path.read_text().splitlines()) if path.exists() else []
 
 
 def test_failures_are_retried_then_reported_and_a_killed_worker_does_not_stop_the_sweep(tmp_path):
     spec = SweepSpec.from_options(envs="Pendulum-v1", seeds="0-3", agents="mlp", out_dir=tmp_path)
-    statuses = run_sweep(spec, retries=1, workers=2, target=fake_train)
+    statuses = run_sweep(spec, retries=1, workers=2, trainer=FAKE, seeds_per_process=1)
     table = {s.name: (s.status, s.attempts, s.error) for s in statuses}
     assert table == {
         "mlp-Pendulum-v1-s0": ("done", 1, None),
@@ -239,13 +269,38 @@ def test_failures_are_retried_then_reported_and_a_killed_worker_does_not_stop_th
     assert "RuntimeError: boom" in (sweep / "logs" / "mlp-Pendulum-v1-s1.log").read_text()
     report = json.loads((sweep / "sweep.json").read_text())
     assert report["counts"] == {"done": 2, "skipped": 0, "failed": 2}
+    assert report["plan"] == {"workers": 2, "threads": 1, "seeds_per_process": 1}
     assert report["runs"][2]["error"] == "worker died (SIGKILL)"
     assert report["runs"][2]["params"] == {"env": "Pendulum-v1", "agent": "mlp", "seed": "2"}
     # relaunch: completed runs are skipped, failed ones get fresh attempts
     before = calls(sweep)
-    statuses = run_sweep(spec, retries=0, workers=2, target=fake_train)
+    statuses = run_sweep(spec, retries=0, workers=2, trainer=FAKE, seeds_per_process=1)
     assert [s.status for s in statuses] == ["skipped", "failed", "failed", "skipped"]
     assert calls(sweep) == sorted(before + ["mlp-Pendulum-v1-s1", "mlp-Pendulum-v1-s2"])
+
+
+def test_packed_jobs_train_the_seeds_of_a_cell_in_one_process(tmp_path):
+    spec = SweepSpec.from_options(
+        envs="Pendulum-v1", seeds=[0, 3, 4, 5, 6], agents="mlp", out_dir=tmp_path
+    )
+    statuses = run_sweep(spec, retries=1, workers=2, trainer=FAKE, seeds_per_process=3)
+    sweep = tmp_path / "sweep"
+    first = "mlp-Pendulum-v1-s0 mlp-Pendulum-v1-s3 mlp-Pendulum-v1-s4"
+    # seed 3 fails the first attempt of its pack; the retry trains the pack again
+    assert calls(sweep) == sorted([first, first, "mlp-Pendulum-v1-s5 mlp-Pendulum-v1-s6"])
+    assert {s.status for s in statuses} == {"done"}
+    jobs = {s.name: (s.job, s.attempts) for s in statuses}
+    assert jobs["mlp-Pendulum-v1-s4"] == ("mlp-Pendulum-v1-s0,3,4", 2)
+    assert jobs["mlp-Pendulum-v1-s6"] == ("mlp-Pendulum-v1-s5-6", 1)
+    for name in ("mlp-Pendulum-v1-s0,3,4", "mlp-Pendulum-v1-s5-6"):
+        assert (sweep / "logs" / f"{name}.log").is_file()
+    assert all((sweep / s.name / DONE_NAME).is_file() for s in statuses)
+    # a pack with one completed seed retrains only the other (no checkpoints: from scratch)
+    (sweep / "mlp-Pendulum-v1-s6" / DONE_NAME).unlink()
+    again = run_sweep(spec, retries=0, workers=2, trainer=FAKE, seeds_per_process=3)
+    assert [s.name for s in again if s.status == "done"] == ["mlp-Pendulum-v1-s6"]
+    assert (sweep / "mlp-Pendulum-v1-s6.failed-1").is_dir()
+    assert calls(sweep).count("mlp-Pendulum-v1-s6") == 1
 
 
 def test_set_aside_picks_the_first_free_suffix(tmp_path):
@@ -308,9 +363,9 @@ def test_copy_back_archive_round_trip(tmp_path):
 
 
 def test_attempts_are_counted_per_launch(tmp_path):
-    run = tmp_path / "sweep" / "run-s0"
-    assert [_count_attempt(run, "a") for _ in range(3)] == [1, 2, 3]
-    assert _count_attempt(run, "b") == 1
+    path = tmp_path / "sweep" / "logs" / "job.attempts"
+    assert [_count_attempt(path, "a") for _ in range(3)] == [1, 2, 3]
+    assert _count_attempt(path, "b") == 1
 
 
 @pytest.fixture
@@ -336,7 +391,180 @@ def test_ray_backend_runs_retries_and_skips(local_ray, tmp_path):
         "mlp-dmc-nosuch-task-s1": ("failed", 2),
     }
     assert statuses[1].error.startswith("EnvError: unknown DMC task")
+    # 2 CPUs, 2 cells: each cell's two seeds train together in one single-threaded task
+    assert {s.job for s in statuses} == {"mlp-Pendulum-v1-s0-1", "mlp-dmc-nosuch-task-s0-1"}
     for run in ("mlp-Pendulum-v1-s0", "mlp-Pendulum-v1-s1"):
         assert (tmp_path / "ray" / run / "metrics.csv").is_file()
     again = run_sweep(spec, backend="ray", retries=0)
     assert [s.status for s in again] == ["skipped", "failed", "skipped", "failed"]
+
+
+# ----------------------------------------------------------------------------- packing
+
+
+@pytest.mark.parametrize(
+    ("cells", "seeds", "cores", "given", "plan"),
+    [
+        (1, 8, 2, {}, (2, 1, 4)),  # one cell: its seeds split so both cores work
+        (5, 8, 2, {}, (2, 1, 8)),  # enough cells: all of a cell's seeds in one process
+        (3, 3, 8, {}, (8, 1, 1)),  # 9 single-seed jobs for 8 cores
+        (1, 1, 2, {}, (1, 2, 1)),  # one job: it gets both cores
+        (1, 8, 2, {"seeds_per_process": 8}, (1, 2, 8)),
+        (1, 8, 4, {"workers": 1}, (1, 4, 8)),
+        (2, 8, 8, {"threads": 2}, (4, 2, 4)),
+        (1, 3, 2, {"workers": 3}, (3, 1, 1)),
+    ],
+)
+def test_plan_packing_keeps_every_core_busy(cells, seeds, cores, given, plan):
+    got = plan_packing(cells, seeds, cores, **given)
+    assert (got.workers, got.threads, got.seeds_per_process) == plan
+
+
+def test_plan_packing_rejects_non_positive_options():
+    with pytest.raises(ScalerlError, match="--seeds-per-process 0: must be >= 1"):
+        plan_packing(1, 4, 2, seeds_per_process=0)
+
+
+def test_pack_cuts_each_cells_seed_list_and_leaves_completed_runs_out(tmp_path):
+    spec = SweepSpec.from_options(
+        envs="Pendulum-v1", seeds="0-4", agents="mlp", overrides=["utd=1,2"], out_dir=tmp_path
+    )
+    runs = expand(spec)
+    jobs = pack(runs, 2, done={"mlp-Pendulum-v1-utd=1-s0", "mlp-Pendulum-v1-utd=2-s2"})
+    assert [(j.name, j.seeds) for j in jobs] == [
+        ("mlp-Pendulum-v1-utd=1-s1", [1]),
+        ("mlp-Pendulum-v1-utd=2-s0-1", [0, 1]),
+        ("mlp-Pendulum-v1-utd=1-s2-3", [2, 3]),
+        ("mlp-Pendulum-v1-utd=2-s3", [3]),
+        ("mlp-Pendulum-v1-utd=1-s4", [4]),
+        ("mlp-Pendulum-v1-utd=2-s4", [4]),
+    ]
+    cfg = pack_config(list(jobs[1].runs))
+    assert (cfg.seeds, cfg.name, cfg.utd) == ("0,1", "mlp-Pendulum-v1-utd=2", 2.0)
+    assert pack_config(list(jobs[0].runs)) == jobs[0].runs[0].config
+
+
+# ----------------------------------------------------------------------------- lock
+
+
+def test_a_second_launch_on_a_locked_sweep_directory_fails_with_one_line(tmp_path, capsys):
+    out = tmp_path / "locked"
+    out.mkdir()
+    with SweepLock(out):
+        code = cli_main(["sweep", *tiny_args(out, "Pendulum-v1")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"sweep directory {out} is in use by another scalerl sweep (pid {os.getpid()}" in err
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing was started
+
+
+def test_the_lock_of_a_killed_launch_is_free(tmp_path):
+    code = (
+        "import sys, time; from scalerl.sweep.lock import SweepLock; "
+        f"lock = SweepLock({str(tmp_path)!r}); lock.__enter__(); print('locked', flush=True); "
+        "time.sleep(120)"
+    )
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env)
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        with pytest.raises(ScalerlError, match=f"pid {holder.pid} on"), SweepLock(tmp_path):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with SweepLock(tmp_path):  # the kernel released the dead holder's lock
+        assert f"pid {os.getpid()} on" in (tmp_path / LOCK_NAME).read_text()
+
+
+# ----------------------------------------------------------------------------- exact resume
+
+
+def agent_leaves(run_dir: Path) -> list:
+    import jax
+
+    from scalerl.train.evaluate import load_run_agent
+
+    _, state, _ = load_run_agent(run_dir)
+    return jax.tree.leaves((state.actor.params, state.critic.params, state.temp))
+
+
+def metric_rows(run_dir: Path) -> list[tuple]:
+    with open(run_dir / "metrics.csv") as f:
+        return sorted((r["metric"], r["env_step"], r["value"]) for r in csv.DictReader(f))
+
+
+def assert_same_runs(ref: Path, sweep: Path, names: list[str]) -> None:
+    import numpy as np
+
+    for name in names:
+        for a, b in zip(agent_leaves(ref / name), agent_leaves(sweep / name), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        evals = [r for r in metric_rows(ref / name) if r[0].startswith("eval/")]
+        assert evals and evals == [r for r in metric_rows(sweep / name) if r[0].startswith("eval/")]
+        assert [r[:2] for r in metric_rows(ref / name)] == [
+            r[:2] for r in metric_rows(sweep / name)
+        ]
+
+
+@pytest.mark.slow
+def test_an_interrupted_pack_resumes_exactly_and_only_what_is_missing(tmp_path):
+    out = tmp_path / "packed"
+    argv = tiny_args(out, "Pendulum-v1")
+    argv += ["--seeds", "0-1", "--base", "checkpoint_every=25", "--seeds-per-process", "2"]
+    argv += ["--threads-per-worker", "1"]
+    main_sweep(argv)
+    names = ["mlp-Pendulum-v1-n_step=2-s0", "mlp-Pendulum-v1-n_step=2-s1"]
+    report = json.loads((out / "sweep.json").read_text())
+    assert report["plan"] == {"workers": 1, "threads": 1, "seeds_per_process": 2}
+    assert {r["job"] for r in report["runs"]} == {"mlp-Pendulum-v1-n_step=2-s0-1"}
+    shutil.copytree(out, tmp_path / "ref")
+    # killed while seed 0's newest checkpoint was being written: seed 1 is one checkpoint ahead
+    for name in names:
+        (out / name / DONE_NAME).unlink()
+    assert checkpoint_steps(out / names[0]) == {75, 100}
+    (out / names[0] / "resume" / "step-0000000100.msgpack").unlink()
+    main_sweep(argv)
+    log = (out / "logs" / "mlp-Pendulum-v1-n_step=2-s0-1.log").read_text()
+    assert "resuming seeds 0-1 at step 75" in log
+    assert_same_runs(tmp_path / "ref", out, names)
+    # killed between the DONE markers: only seed 1 is missing
+    (out / names[1] / DONE_NAME).unlink()
+    statuses = run_sweep(
+        spec_from_args(tyro.cli(SweepArgs, args=argv)), threads=1, seeds_per_process=2
+    )
+    assert [(s.status, s.job) for s in statuses] == [("skipped", None), ("done", names[1])]
+    assert "resuming seeds 1 at step 100" in (out / "logs" / f"{names[1]}.log").read_text()
+    assert_same_runs(tmp_path / "ref", out, names)
+    assert not list(out.glob("*.failed-*"))
+
+
+def test_worker_slots_and_single_thread_flags():
+    assert core_slots([0, 1, 2, 3], 2, 2) == [(0, 1), (2, 3)]
+    assert core_slots([4, 6], 2, 1) == [(4,), (6,)]
+    assert core_slots([0, 1], 3, 1) == [None, None, None]  # oversubscribed: not pinned
+    flags = single_thread_flags("--xla_cpu_multi_thread_eigen=true --xla_dump_to=/tmp/x")
+    assert flags.split() == [
+        "--xla_dump_to=/tmp/x",
+        "--xla_cpu_multi_thread_eigen=false",
+        "intra_op_parallelism_threads=1",
+    ]
+
+
+def test_resumable_seeds_group_at_their_newest_shared_checkpoint(tmp_path):
+    spec = SweepSpec.from_options(envs="Pendulum-v1", seeds="0-3", agents="mlp", out_dir=tmp_path)
+    runs = expand(spec)
+    steps = {0: (75, 100), 1: (50, 75), 2: (75, 100), 3: (300, 400)}  # seed 1: one behind
+    for run in runs:
+        resume = tmp_path / "sweep" / run.name / "resume"
+        resume.mkdir(parents=True)
+        for step in steps[run.config.seed]:
+            (resume / f"step-{step:010d}.msgpack").write_bytes(b"")
+    groups = resume_groups(runs)
+    assert [([r.config.seed for r in g], step) for g, step in groups] == [
+        ([0, 1, 2], 75),
+        ([3], 400),
+    ]
+    drop_checkpoints_after(tmp_path / "sweep" / runs[0].name, 75)
+    assert checkpoint_steps(tmp_path / "sweep" / runs[0].name) == {75}

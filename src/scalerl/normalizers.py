@@ -54,7 +54,8 @@ class RunningStats:
 def stats_init(shape: tuple[int, ...]) -> RunningStats:
     """Statistics with mean 0, variance 1 and pseudo-count 1e-4 (spec 2.8)."""
     zeros = jnp.zeros(shape, jnp.float32)
-    return RunningStats(zeros, zeros, jnp.full(shape, INIT_COUNT), zeros, jnp.int32(0))
+    m2 = jnp.full(shape, INIT_COUNT, jnp.float32)  # variance 1 at the pseudo-count
+    return RunningStats(zeros, zeros, m2, zeros, jnp.int32(0))
 
 
 def stats_update(stats: RunningStats, batch: jax.Array) -> RunningStats:

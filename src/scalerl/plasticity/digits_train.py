@@ -186,7 +186,7 @@ class Learner:
 
     def init_params(self, key: jax.Array) -> Params:
         """A fresh initialisation of the network."""
-        return self.model.init(key, jnp.zeros((1, self.input_dim)))
+        return self.model.init(key, jnp.zeros((1, self.input_dim), jnp.float32))
 
     def projected(self, params: Params) -> Params:
         """Static mask of the leaves NaP projects: the `hidden_kernel` role (§1.3)."""

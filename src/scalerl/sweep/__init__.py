@@ -1,7 +1,9 @@
 """Sweeps: a grid of training runs on local worker processes or a Ray cluster (docs/sweeps.md).
 
-`SweepSpec` (grid.py) describes the grid, `expand` lists its runs, `run_sweep` (runner.py) runs
-them with the local or the Ray backend (ray_backend.py); `main_sweep` is `scalerl sweep`.
+`SweepSpec` (grid.py) describes the grid, `expand` lists its runs, `pack` (packing.py) groups the
+seeds of each cell into jobs, `run_sweep` (runner.py) runs the jobs (jobs.py) with the local or the
+Ray backend (ray_backend.py) under the sweep directory's lock (lock.py); `main_sweep` is
+`scalerl sweep`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import tyro
 
 from scalerl.errors import ScalerlError
 from scalerl.sweep.grid import RunSpec, SweepSpec, expand, load_grid, parse_pairs
+from scalerl.sweep.jobs import Trainer
+from scalerl.sweep.packing import Job, Plan, pack, plan_packing
 from scalerl.sweep.runner import (
     DONE_NAME,
     LOG_DIR,
@@ -25,13 +29,18 @@ from scalerl.sweep.runner import (
 
 __all__ = [
     "DONE_NAME",
+    "Job",
     "LocalBackend",
+    "Plan",
     "RunSpec",
     "RunStatus",
     "SweepArgs",
     "SweepSpec",
+    "Trainer",
     "expand",
     "main_sweep",
+    "pack",
+    "plan_packing",
     "run_from_args",
     "run_sweep",
     "spec_from_args",
@@ -64,14 +73,21 @@ class SweepArgs:
     """local: worker processes on this machine; ray: tasks on a Ray cluster."""
     address: str | None = None
     """Ray: cluster address ('auto' = the running cluster); None starts a local Ray instance."""
+    seeds_per_process: int | None = None
+    """Seeds of one env/configuration trained together, vmapped, in one process (None: all of
+    them, or fewer so that every worker gets a job; docs/sweeps.md)."""
     workers: int | None = None
-    """Local: concurrent worker processes (None: the cores available)."""
+    """Local: concurrent worker processes (None: one per core, at most one per job)."""
+    threads_per_worker: int | None = None
+    """Cores (XLA threads) per worker (None: 1, more when there are fewer jobs than cores)."""
+    pin: bool = True
+    """Local: pin each worker to its own cores (Linux); --no-pin leaves placement to the OS."""
     retries: int = 1
-    """Extra attempts of a failed run before it is reported failed."""
+    """Extra attempts of a failed job before its runs are reported failed (a retry resumes)."""
     cpus_per_run: float = 1.0
-    """Ray: CPUs reserved per run."""
+    """Ray: CPUs reserved per job (one process training a pack of seeds)."""
     gpus_per_run: float = 0.0
-    """Ray: GPUs reserved per run (fractions share a GPU)."""
+    """Ray: GPUs reserved per job (fractions share a GPU)."""
     copy_back: bool = False
     """Ray: send each finished run directory back to this machine (no shared filesystem)."""
 
@@ -97,8 +113,11 @@ def run_from_args(args: SweepArgs) -> list[RunStatus]:
         "gpus_per_run": args.gpus_per_run,
         "copy_back": args.copy_back,
     }
-    options = ray_options if args.backend == "ray" else {}
-    statuses = run_sweep(spec, args.backend, args.retries, args.workers, **options)
+    options = ray_options if args.backend == "ray" else {"pin": args.pin}
+    packing = {"threads": args.threads_per_worker, "seeds_per_process": args.seeds_per_process}
+    if args.backend == "ray" and args.workers is not None:
+        raise ScalerlError("--workers is for --backend local; Ray runs as many jobs as fit")
+    statuses = run_sweep(spec, args.backend, args.retries, args.workers, **packing, **options)
     failed = [s.name for s in statuses if s.status == "failed"]
     if failed:
         raise ScalerlError(

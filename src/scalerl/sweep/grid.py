@@ -118,6 +118,8 @@ class RunSpec:
     """Validated run config (run_root = the sweep directory, one seed, no progress bar)."""
     params: dict[str, str]
     """Grid coordinates: env, agent, seed and each override key -> value as written."""
+    cell: str = ""
+    """The run's (environment, configuration) cell: its name without the seed suffix."""
 
 
 @dataclass(frozen=True)
@@ -287,10 +289,15 @@ def expand(spec: SweepSpec) -> list[RunSpec]:
     return runs
 
 
+def cell_name(env: str, agent: str, swept: dict[str, str]) -> str:
+    """<agent>-<env>-<key>=<value>-...: the name of one (environment, configuration) cell."""
+    parts = [agent, env] + [f"{k}={v}" for k, v in swept.items()]
+    return "-".join(re.sub(r"[^A-Za-z0-9_.=-]+", "-", p) for p in parts)
+
+
 def run_name(env: str, agent: str, seed: int, swept: dict[str, str]) -> str:
     """<agent>-<env>-<key>=<value>-...-s<seed>, with characters safe for a directory name."""
-    parts = [agent, env] + [f"{k}={v}" for k, v in swept.items()] + [f"s{seed}"]
-    return "-".join(re.sub(r"[^A-Za-z0-9_.=-]+", "-", p) for p in parts)
+    return f"{cell_name(env, agent, swept)}-s{seed}"
 
 
 def _run_spec(spec: SweepSpec, env: str, agent: str, seed: int, swept: dict[str, str]) -> RunSpec:
@@ -307,4 +314,4 @@ def _run_spec(spec: SweepSpec, env: str, agent: str, seed: int, swept: dict[str,
     validate_train(cfg)
     suite_preset(env)
     params = {"env": env, "agent": agent, "seed": str(seed)} | swept
-    return RunSpec(name=name, config=cfg, params=params)
+    return RunSpec(name=name, config=cfg, params=params, cell=cell_name(env, agent, swept))
