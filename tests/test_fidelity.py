@@ -89,8 +89,8 @@ def test_config_files_with_a_numeric_or_auto_utd_load():
 def test_help_shows_utd_as_auto(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
-    text = " ".join(capsys.readouterr().out.split())
-    assert "None = auto: the action repeat" in text.replace("│", "").replace("  ", " ")
+    text = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "None = auto: the action repeat" in text
 
 
 # ----------------------------------------------------------------------------- C51 projection

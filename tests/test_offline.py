@@ -356,7 +356,7 @@ def test_preload_fills_buffer_and_warms_normalizers(pendulum_data):
     np.testing.assert_array_equal(replay_to_numpy(buffer)["next_obs"], data.next_observations)
     sac = small_sac()
     sac = build_agent(
-        TrainConfig(env="Pendulum-v1", action_repeat=1, max_episode_steps=200,
+        TrainConfig(env="Pendulum-v1", action_repeat=1, max_episode_steps=200, utd=2.0,
                     agent=replace(agent_preset("simbav2"), gamma=0.99, use_cdq=False, **TINY)),
         3, 1,
     )  # fmt: skip
