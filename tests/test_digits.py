@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from scalerl.cli import main as cli_main
+from scalerl.errors import ConfigError
 from scalerl.plasticity.digits import (
     DigitsConfig,
     format_table,
@@ -134,8 +136,14 @@ def test_task_boundaries():
 def test_unknown_variant():
     with pytest.raises(ValueError, match="unknown variant"):
         make_variant("nope")
-    with pytest.raises(ValueError, match="unknown variants"):
+    with pytest.raises(ConfigError, match="unknown variants"):
         run_benchmark(["cold"], protocol="A")
+
+
+def test_unknown_variant_on_the_cli_is_one_line_exit_2(capsys):
+    assert cli_main(["plasticity", "--variants", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown variants ['nope']" in err and "Traceback" not in err
 
 
 # --- protocols ------------------------------------------------------------------------------

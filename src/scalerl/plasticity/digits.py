@@ -183,7 +183,7 @@ def check_grid(cfg: DigitsConfig) -> None:
 def resolve(cfg: DigitsConfig) -> dict[str, Any]:
     """The run settings of `cfg`, with every `None` replaced by its protocol default."""
     if cfg.protocol not in DEFAULTS:
-        raise ValueError(f"unknown protocol {cfg.protocol!r}; use 'A', 'B' or 'warmstart'")
+        raise ConfigError(f"unknown protocol {cfg.protocol!r}; use --protocol A, B or warmstart")
     check_grid(cfg)
     settings = dataclasses.asdict(cfg)
     for name, value in DEFAULTS[cfg.protocol].items():
@@ -192,7 +192,10 @@ def resolve(cfg: DigitsConfig) -> dict[str, Any]:
     known = {"A": VARIANTS, "B": PROTOCOL_B_METHODS, "warmstart": WARMSTART_METHODS}[cfg.protocol]
     unknown = [v for v in settings["variants"] if v not in known]
     if unknown:
-        raise ValueError(f"unknown variants {unknown} for protocol {cfg.protocol}: {list(known)}")
+        raise ConfigError(
+            f"unknown variants {unknown} for protocol {cfg.protocol}; choose --variants from "
+            f"{' '.join(known)}"
+        )
     return settings
 
 
