@@ -52,14 +52,14 @@ class RunningStats:
 
 
 def stats_init(shape: tuple[int, ...]) -> RunningStats:
-    """Statistics with mean 0, variance 1 and pseudo-count 1e-4 (spec 2.8)."""
+    """Statistics with mean 0, variance 1 and pseudo-count 1e-4."""
     zeros = jnp.zeros(shape, jnp.float32)
     m2 = jnp.full(shape, INIT_COUNT, jnp.float32)  # variance 1 at the pseudo-count
     return RunningStats(zeros, zeros, m2, zeros, jnp.int32(0))
 
 
 def stats_update(stats: RunningStats, batch: jax.Array) -> RunningStats:
-    """Merge a batch (leading axis = samples) into the statistics (spec 2.7, Chan's update).
+    """Merge a batch (leading axis = samples) into the statistics.
 
     delta = mu_b - mu; N = n + n_b; mu += delta n_b / N; M2 += M2_b + delta^2 n n_b / N.
     """
@@ -76,13 +76,13 @@ def stats_update(stats: RunningStats, batch: jax.Array) -> RunningStats:
 
 
 def normalize(stats: RunningStats, x: jax.Array) -> jax.Array:
-    """(x - mean) / sqrt(var + 1e-8), no clipping (spec 2.8)."""
+    """(x - mean) / sqrt(var + 1e-8), no clipping."""
     return ((x - stats.mean_hi) - stats.mean_lo) / jnp.sqrt(stats.var + VAR_EPS)
 
 
 @flax.struct.dataclass
 class RewardScaleState:
-    """Discounted running return G, its running statistics and the largest |G| seen (spec 2.7)."""
+    """Discounted running return G, its running statistics and the largest |G| seen."""
 
     ret: jax.Array
     stats: RunningStats
@@ -97,7 +97,7 @@ def reward_scale_init() -> RewardScaleState:
 def reward_scale_update(
     state: RewardScaleState, reward: jax.Array, done: jax.Array, gamma: float
 ) -> RewardScaleState:
-    """G <- gamma (1 - done) G + r; update the statistics of G and max |G| (spec 2.7).
+    """G <- gamma (1 - done) G + r; update the statistics of G and max |G|.
 
     `done` is terminated OR truncated of the same transition (gymnasium NormalizeReward rule).
     """

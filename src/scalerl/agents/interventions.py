@@ -1,4 +1,4 @@
-"""Plasticity interventions as pieces of the SAC agent (plasticity spec §1-§4).
+"""Plasticity interventions as pieces of the SAC agent.
 
 Everything here is a pure function of parameter pytrees, so the SAC update stays one jitted
 function. Interventions that run on every update (NaP projection, L2-init, Hare & Tortoise) live
@@ -35,8 +35,8 @@ def make_net_optimizer(
 ) -> optax.GradientTransformation:
     """Adam / AdamW / Kron for one network, followed by the NaP projection when enabled.
 
-    Under NaP, weight decay skips the projected kernels (the projection would undo it,
-    spec §1.3); otherwise AdamW decays every parameter (SimBa, spec 5.2).
+    Under NaP, weight decay skips the projected kernels (the projection would undo it); otherwise
+    AdamW decays every parameter (SimBa).
     """
     pc = cfg.plasticity
     mask = regularizers.decoupled_decay_mask(labels) if pc.nap else None
@@ -65,7 +65,7 @@ def init_extras(pc: PlasticityConfig, actor_params: Any, critic_params: Any) -> 
 
 
 def penalty(pc: PlasticityConfig, params: Any, labels: Any, init: Any | None) -> jax.Array:
-    """Loss terms of L2-init (spec §4.4) and NaP's decay of LayerNorm scale/offset (§1.4 c)."""
+    """Loss terms of L2-init and NaP's decay of LayerNorm scale/offset (mode decay_to_init)."""
     total = jnp.float32(0.0)
     if pc.l2_init > 0 and init is not None:
         mask = mask_for(labels, "kernel", "hidden_kernel", "output_kernel")
@@ -85,7 +85,7 @@ def hare_tortoise_step(
         nets: {"actor": params, "critic": params} after this update (the hare).
         target: target critic parameters.
         extras: intervention state holding "tortoise".
-        step: 0-based index of this update (global, never per-task, spec §2.4).
+        step: 0-based index of this update (global, never per-task).
 
     Returns:
         (nets, target, extras) after the EMA and a possible reset.
@@ -107,7 +107,7 @@ def reset_due(pc: PlasticityConfig, updates_before: int, updates_after: int) -> 
 
 
 def head_mask(params: Any) -> Any:
-    """True on the output heads' leaves (the 'last layers' of a reset, spec §4.1)."""
+    """True on the output heads' leaves (the 'last layers' of a reset)."""
     return resets.path_mask(params, [("head",)])
 
 
@@ -116,7 +116,7 @@ def _all_true(params: Any) -> Any:
 
 
 def reset_net(pc: PlasticityConfig, net: Any, fresh: Any) -> tuple[Any, Any]:
-    """One network's (params, opt_state) after a periodic reset toward `fresh` (spec §4.1-4.2).
+    """One network's (params, opt_state) after a periodic reset toward `fresh`.
 
     `full` takes the fresh parameters and optimizer state (SR-SAC; the old optimizer state is
     kept with reset_opt_state=False); `last_layers` re-draws the output head; `shrink_perturb`
@@ -140,7 +140,7 @@ def reset_net(pc: PlasticityConfig, net: Any, fresh: Any) -> tuple[Any, Any]:
 
 
 def reset_target(pc: PlasticityConfig, target: Any, fresh_target: Any) -> Any:
-    """The target critic after a reset: re-drawn like the online critic (spec §4.1)."""
+    """The target critic after a reset: re-drawn like the online critic."""
     if pc.reset == "full":
         return fresh_target
     if pc.reset == "last_layers":

@@ -11,7 +11,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def tanh_log_det(u: jax.Array) -> jax.Array:
-    """log(1 - tanh(u)^2) in the stable form 2 (log 2 - u - softplus(-2u)) (spec 1.5)."""
+    """log(1 - tanh(u)^2) in the stable form 2 (log 2 - u - softplus(-2u))."""
     return 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u))
 
 
@@ -30,7 +30,7 @@ def tanh_gaussian_sample(
 
 
 def support(num_bins: int, v_max: float) -> jax.Array:
-    """Bin centres z_k = linspace(-v_max, v_max, K) (spec 1.6)."""
+    """Bin centres z_k = linspace(-v_max, v_max, K)."""
     return jnp.linspace(-v_max, v_max, num_bins, dtype=jnp.float32)
 
 
@@ -108,7 +108,7 @@ def categorical_td_target(
     next_entropy_term: jax.Array,
     v_max: float,
 ) -> jax.Array:
-    """Projected soft-Bellman target distribution (spec 2.4).
+    """Projected soft-Bellman target distribution.
 
     z_hat_k = clip(r + gamma_n (1 - d) (z_k - alpha log pi(a'|s')), -v_max, v_max), projected.
     """
@@ -125,7 +125,7 @@ def scalar_td_target(
     next_q: jax.Array,
     next_entropy_term: jax.Array,
 ) -> jax.Array:
-    """y = r + gamma_n (1 - d) (Q'(s', a') - alpha log pi(a'|s')) (spec 5.2)."""
+    """y = r + gamma_n (1 - d) (Q'(s', a') - alpha log pi(a'|s'))."""
     target = reward + discount * (1.0 - terminated) * (next_q - next_entropy_term)
     return jax.lax.stop_gradient(target)
 

@@ -1,6 +1,6 @@
 """Exploration noise of deterministic policies (DDPG/TD3): white or power-law ("coloured").
 
-Coloured noise follows the SimBa DDPG configs (spec 5.3): per environment, a unit-variance
+Coloured noise follows the SimBa DDPG configs: per environment, a unit-variance
 Gaussian sequence whose power spectral density falls as 1/f^beta (beta 0 white, 1 pink, 2 red),
 drawn with the Timmer-Koenig (1995) frequency-domain method, consumed one vector per agent step,
 redrawn when used up and at every episode end. Everything is a pure function of a small state

@@ -65,5 +65,5 @@ def apply_gradients(
 
 
 def polyak(target: Any, online: Any, tau: float) -> Any:
-    """target <- tau * online + (1 - tau) * target, leaf by leaf (spec 2.5)."""
+    """target <- tau * online + (1 - tau) * target, leaf by leaf."""
     return jax.tree_util.tree_map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)

@@ -2,7 +2,7 @@
 
 The metrics are those of Agarwal et al. 2021, "Deep Reinforcement Learning at the Edge of the
 Statistical Precipice" (NeurIPS), as implemented by their ``rliable`` library and used by the
-SimbaV2 paper to summarise normalised scores (spec §8.3): interquartile mean (IQM), median, mean
+SimbaV2 paper to summarise normalised scores: interquartile mean (IQM), median, mean
 and optimality gap, each with a percentile confidence interval from a bootstrap that resamples
 runs with replacement *within* every task (a stratified bootstrap).
 
@@ -107,7 +107,7 @@ def optimality_gap(scores: ScoresLike, gamma: float = 1.0) -> float:
 
     ``gamma - mean(min(score, gamma))``, the mean taken per task first and then over tasks
     (identical to rliable's mean over all scores when every task has the same number of runs).
-    SimbaV2 uses ``gamma = 1`` on normalised scores (spec §8.3).
+    SimbaV2 uses ``gamma = 1`` on normalised scores.
 
     Args:
         scores: Any layout accepted by :func:`as_task_scores`.
@@ -178,7 +178,7 @@ def stratified_bootstrap_cis(
     Args:
         scores: Any layout accepted by :func:`as_task_scores`.
         stats: Statistics by name, e.g. :data:`AGGREGATES`.
-        reps: Bootstrap replicates (the SimbaV2 notebooks use 10 000, spec §8.3).
+        reps: Bootstrap replicates (the SimbaV2 notebooks use 10 000).
         alpha: One minus the confidence level.
         seed: Seed of the resampling; equal seeds give equal intervals.
 

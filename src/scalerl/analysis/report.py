@@ -2,7 +2,7 @@
 
 :func:`write_report` (``scalerl report``, see docs/reports.md) loads scalerl runs and, optionally,
 the SimbaV2 reference CSVs into one tidy table (one row per run, task and evaluation step),
-normalises returns per suite (spec §3, §8.3), aggregates them with stratified bootstrap intervals
+normalises returns per suite, aggregates them with stratified bootstrap intervals
 (Agarwal et al. 2021, :mod:`scalerl.analysis.aggregate`) and writes ``report.md``, ``scores.csv``
 and PNG + SVG figures.
 """
@@ -125,7 +125,7 @@ def task_domain(env_name: str) -> tuple[str, str]:
 
 
 def normalized_score(task: str, ret: Any, success: Any = np.nan) -> Any:
-    """Per-suite normalised score used by the SimbaV2 paper (spec §3, §8.3).
+    """Per-suite normalised score used by the SimbaV2 paper.
 
     DMC: ``R / 1000``; MuJoCo: ``(R - R_random) / (R_TD3 - R_random)``; HumanoidBench:
     ``(R - R_random) / (R_success - R_random)`` (constants from
@@ -421,7 +421,7 @@ def score_at(df: Any, env_step: int) -> Any:
 
 
 def aggregate_table(scores: Any, reps: int = 2000, alpha: float = 0.05, seed: int = 0) -> Any:
-    """IQM, median, mean and optimality gap with stratified bootstrap CIs (spec §8.3).
+    """IQM, median, mean and optimality gap with stratified bootstrap CIs.
 
     Args:
         scores: Output of :func:`score_at`; rows without a normalised score are ignored.
@@ -470,7 +470,7 @@ def comparison_table(
         reference: Tidy table of reference results.
         env_step: Step compared; each side uses :func:`score_at` (columns ``ours_step`` and
             ``ref_step`` show the steps actually used, the latest over seeds).
-        value: Column compared: ``return`` (default, as in spec §8.4), ``success`` or ``score``.
+        value: Column compared: ``return`` (default), ``success`` or ``score``.
         reps: Bootstrap replicates.
         seed: Seed of the resampling.
 

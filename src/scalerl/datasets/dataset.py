@@ -5,7 +5,7 @@ Episodes end after rows whose `terminals` or `timeouts` flag is set. `to_transit
 the row dict that `scalerl.buffers.replay_from_numpy` preloads; `dataset_from_transitions` is the
 inverse for rows that carry their next observation (e.g. `replay_to_numpy` output).
 
-See docs/datasets.md for the file formats and the timeout rule (SimbaV2 spec §4.1).
+See docs/datasets.md for the file formats and the timeout rule.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class Dataset:
         """The rows for `replay_from_numpy` (keys `ARRAY_KEYS`, float32, collection order).
 
         With `next_observations`, every step is one transition (terminated = terminals,
-        truncated = timeouts). Without them, the SimbaV2 offline rule applies (spec §4.1): for
+        truncated = timeouts). Without them, the SimbaV2 offline rule applies: for
         i in 0..N-2, row i is skipped if `timeouts[i]` (its next observation is unknown: row i+1
         starts a new episode); if `terminals[i]`, next_obs is zeros (never bootstrapped);
         otherwise next_obs = observations[i+1]; truncated is 0; the last row is dropped.

@@ -1,7 +1,6 @@
 """Benchmark suites: per-suite presets, task lists and reference score constants.
 
-Values follow the SimbaV2 configuration files (spec §3); the discount heuristic is TD-MPC2's
-(spec §2.12).
+Values follow the SimbaV2 configuration files; the discount heuristic is TD-MPC2's.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ UNKNOWN_ID_HINT = (
 
 
 def discount_heuristic(max_episode_steps: int, action_repeat: int) -> float:
-    """Discount factor from the effective episode length (TD-MPC2 heuristic, spec §2.12).
+    """Discount factor from the effective episode length (TD-MPC2 heuristic).
 
     ``L = max_episode_steps / action_repeat``; ``gamma = clip((L/5 - 1) / (L/5), 0.95, 0.995)``.
 
@@ -66,7 +65,7 @@ def discount_heuristic(max_episode_steps: int, action_repeat: int) -> float:
 
 @dataclass(frozen=True)
 class SuitePreset:
-    """Per-suite environment settings (spec §3, configs/env/*.yaml)."""
+    """Per-suite environment settings."""
 
     suite: str
     """Suite name: 'dmc', 'mujoco', 'gym', 'myosuite' or 'hbench'."""

@@ -1,6 +1,6 @@
 """Neuron activity: ReDo scores, the dormant-unit ratio and the dead-unit fraction.
 
-Definitions follow `shared/spec/plasticity.md` §4.3 and §5.1, after Sokar, Agarwal, Castro and
+Definitions follow Sokar, Agarwal, Castro and
 Evci, "The Dormant Neuron Phenomenon in Deep Reinforcement Learning" (ICML 2023).
 """
 
@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 SCORE_EPS = 1e-9
-"""Added to the layer's mean activity before dividing, as in ReDo and SimbaV2 (spec §5.1)."""
+"""Added to the layer's mean activity before dividing, as in ReDo and SimbaV2."""
 
 
 def mean_activity(h: jax.Array) -> jax.Array:
@@ -30,7 +30,7 @@ def mean_activity(h: jax.Array) -> jax.Array:
 
 
 def neuron_scores(h: jax.Array) -> jax.Array:
-    """ReDo score s_i = E|h_i| / ((1/H) Σ_k E|h_k|) of every unit of one layer (spec §4.3).
+    """ReDo score s_i = E|h_i| / ((1/H) Σ_k E|h_k|) of every unit of one layer.
 
     The denominator gets `SCORE_EPS` added, so an all-zero layer scores 0 everywhere (all its
     units are dead) instead of nan.
@@ -46,7 +46,7 @@ def neuron_scores(h: jax.Array) -> jax.Array:
 
 
 def dormant_ratio(activations: Sequence[jax.Array], tau: float) -> jax.Array:
-    """Fraction of τ-dormant units pooled over layers, Σ_l #{i : s_i^l ≤ τ} / Σ_l H_l (spec §5.1).
+    """Fraction of τ-dormant units pooled over layers, Σ_l #{i : s_i^l ≤ τ} / Σ_l H_l.
 
     Args:
         activations: Post-activation features of each hidden layer (not the output), each
@@ -61,7 +61,7 @@ def dormant_ratio(activations: Sequence[jax.Array], tau: float) -> jax.Array:
 
 
 def dead_fraction(activations: Sequence[jax.Array]) -> jax.Array:
-    """Fraction of units whose activity is exactly zero on the whole batch (β_0, spec §5.1).
+    """Fraction of units whose activity is exactly zero on the whole batch (β_0).
 
     Args:
         activations: Post-activation features of each hidden layer, each `(..., H_l)`.

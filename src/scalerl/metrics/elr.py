@@ -1,8 +1,6 @@
-"""Effective learning rate, three ways (spec §5.6): theory, gradient ratio, angular update.
+"""Effective learning rate, three ways: theory, gradient ratio, angular update.
 
-(a) `elr_theory`: η/‖W‖² (SGD) or η/‖W‖ (Adam) for scale-invariant weights (spec §1.5, after
-    Lyle et al., "Normalization and effective learning rates in reinforcement learning",
-    NeurIPS 2024).
+(a) `elr_theory`: η/‖W‖² (SGD) or η/‖W‖ (Adam) for scale-invariant weights.
 (b) `elr_grad_ratio`: ‖∇_W L‖/‖W‖, what SimbaV2's released code logs as "effective_lr" (Lee et
     al., "Hyperspherical Normalization for Scalable Deep Reinforcement Learning", ICML 2025).
 (c) `angular_update`: ‖W_t − W_{t−1}‖/‖W_{t−1}‖ and the angle between W_t and W_{t−1}, a
@@ -58,7 +56,7 @@ def elr_theory(
 ) -> jax.Array:
     """Theoretical ELR of scale-invariant weights: η/‖W_ℓ‖ (Adam) or η/‖W_ℓ‖² (SGD) (§5.6a).
 
-    Only meaningful for weights followed by a normalisation (spec §1.5); select them with
+    Only meaningful for weights followed by a normalisation; select them with
     `mask`. For SimbaV2's projected kernels each fan-in vector has unit norm, so ‖W_ℓ‖ is
     √(fan-out) and the value only follows the learning-rate schedule.
 
@@ -83,7 +81,7 @@ def elr_theory(
 
 
 def elr_grad_ratio(params: Any, grads: Any) -> jax.Array:
-    """SimbaV2's logged ELR: count-weighted mean of ‖∇_{W_ℓ} L‖ / ‖W_ℓ‖ (spec §5.6b).
+    """SimbaV2's logged ELR: count-weighted mean of ‖∇_{W_ℓ} L‖ / ‖W_ℓ‖.
 
     Args:
         params: Parameter pytree.
@@ -113,7 +111,7 @@ def _leaf_step(new: jax.Array, old: jax.Array) -> tuple[jax.Array, jax.Array, ja
 
 
 def angular_update(params: Any, prev_params: Any) -> tuple[jax.Array, jax.Array]:
-    """Relative step ‖W_t − W_{t−1}‖/‖W_{t−1}‖ and angle ∠(W_t, W_{t−1}) (spec §5.6c).
+    """Relative step ‖W_t − W_{t−1}‖/‖W_{t−1}‖ and angle ∠(W_t, W_{t−1}).
 
     Measured on the parameters actually used, i.e. after any projection. Both are
     count-weighted means over the leaves with ‖W_{t−1}‖ > 0.

@@ -1,4 +1,4 @@
-"""One call that computes every network-health diagnostic of spec §5 on a probe batch.
+"""One call that computes every network-health diagnostic (docs/metrics.md) on a probe batch.
 
 `collect_features` runs a flax module and gathers the features its layers sow into the
 `intermediates` collection; `network_health` turns parameters, gradients, the previous
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from scalerl.metrics import activity, elr, norms, rank
 
 DEFAULT_TAUS: tuple[float, ...] = (0.0, 0.025, 0.1)
-"""Dormancy thresholds logged by default (spec §5.1)."""
+"""Dormancy thresholds logged by default."""
 
 
 def collect_features(module: nn.Module, variables: Any, *inputs: Any) -> dict[str, jax.Array]:
@@ -57,7 +57,7 @@ def _natural_key(name: str) -> list[Any]:
 def _activity_metrics(
     features: Mapping[str, jax.Array], layers: list[str], taus: Sequence[float]
 ) -> dict[str, jax.Array]:
-    """Feature norms and dormant ratios, pooled over layers and per layer (spec §5.1, §5.3)."""
+    """Feature norms and dormant ratios, pooled over layers and per layer."""
     per_layer = {name: norms.feature_norm(features[name]) for name in layers}
     out = {"feature_norm": sum(per_layer.values(), jnp.float32(0.0))}
     out.update({f"feature_norm/{name}": v for name, v in per_layer.items()})
@@ -84,7 +84,7 @@ def _feature_metrics(
 def _param_metrics(
     params: Any, grads: Any, prev_params: Any, lr: Any, mask: elr.Mask, optimizer: str
 ) -> dict[str, jax.Array]:
-    """Parameter and gradient norms and the three effective learning rates (spec §5.4-5.6)."""
+    """Parameter and gradient norms and the three effective learning rates."""
     relative, angle = elr.angular_update(params, prev_params)
     return {
         "param_norm": norms.tree_norm(params),
@@ -115,7 +115,7 @@ def network_health(
     rank_layer: str | None = None,
     per_leaf: bool = False,
 ) -> dict[str, jax.Array]:
-    """Every diagnostic of spec §5 (items 1-6) as a flat dict of scalars, without prefix.
+    """Every diagnostic of docs/metrics.md as a flat dict of scalars, without prefix.
 
     All inputs go through `stop_gradient`; everything is jnp, so the call can sit inside the
     jitted update. Keys: `feature_norm` (Σ over layers, SimbaV2's `featnorm_total`) and

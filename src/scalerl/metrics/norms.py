@@ -1,8 +1,8 @@
-"""Feature, parameter and gradient norms (spec §5.3-5.5, SimbaV2's `get_pnorm`/`get_gnorm`).
+"""Feature, parameter and gradient norms.
 
 `‖·‖` of a tensor is its Frobenius norm (flattened L2). Parameter trees are any JAX pytrees;
 a critic ensemble's leading member axis simply makes each leaf's norm cover all members, as in
-SimbaV2's metrics (`shared/spec/simbav2.md` §6).
+SimbaV2's metrics.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def path_name(path: tuple[Any, ...]) -> str:
 
 
 def feature_norm(phi: jax.Array) -> jax.Array:
-    """E_x ‖φ(x)‖₂: mean over the batch of per-example L2 norms (spec §5.3).
+    """E_x ‖φ(x)‖₂: mean over the batch of per-example L2 norms.
 
     SimbaV2 `get_feature_norm` (Lee et al., "Hyperspherical Normalization for Scalable Deep
     Reinforcement Learning", ICML 2025).
@@ -48,13 +48,13 @@ def feature_norm(phi: jax.Array) -> jax.Array:
 
 
 def tree_norm(tree: Any) -> jax.Array:
-    """Global L2 norm √(Σ_ℓ ‖θ_ℓ‖²) of a pytree (spec §5.4 `‖θ‖`, §5.5 `‖∇_θ L‖`)."""
+    """Global L2 norm √(Σ_ℓ ‖θ_ℓ‖²) of a pytree."""
     leaves = jax.tree_util.tree_leaves(tree)
     return jnp.sqrt(sum(jnp.square(leaf_norm(x)) for x in leaves) + jnp.float32(0.0))
 
 
 def per_leaf_norms(tree: Any) -> dict[str, jax.Array]:
-    """Norm ‖θ_ℓ‖ of every leaf, keyed by its '/'-joined path (spec §5.4 per tensor).
+    """Norm ‖θ_ℓ‖ of every leaf, keyed by its '/'-joined path.
 
     Args:
         tree: A pytree of arrays (e.g. flax `params`).
@@ -67,7 +67,7 @@ def per_leaf_norms(tree: Any) -> dict[str, jax.Array]:
 
 
 def count_weighted_norm(tree: Any) -> jax.Array:
-    """Parameter-count-weighted norm √(Σ_ℓ n_ℓ ‖θ_ℓ‖² / Σ_ℓ n_ℓ) (spec §5.4).
+    """Parameter-count-weighted norm √(Σ_ℓ n_ℓ ‖θ_ℓ‖² / Σ_ℓ n_ℓ).
 
     SimbaV2's `effective_pnorm_total` (and `effective_gnorm_total` on gradients); n_ℓ is the
     number of elements of leaf ℓ.
@@ -85,28 +85,28 @@ def count_weighted_norm(tree: Any) -> jax.Array:
 
 
 def zero_fraction(tree: Any) -> jax.Array:
-    """Fraction of exactly-zero entries over all leaves (spec §5.5, H&T `get_grad_norm_stats`)."""
+    """Fraction of exactly-zero entries over all leaves."""
     leaves = jax.tree_util.tree_leaves(tree)
     zeros = sum(jnp.sum(x == 0) for x in leaves) + jnp.int32(0)
     return zeros / max(1, sum(x.size for x in leaves))
 
 
 def mean_abs(tree: Any) -> jax.Array:
-    """Mean |w| over all entries of a pytree (spec §5.4 weight magnitude)."""
+    """Mean |w| over all entries of a pytree."""
     leaves = jax.tree_util.tree_leaves(tree)
     total = sum(jnp.sum(jnp.abs(jnp.asarray(x, jnp.float32))) for x in leaves)
     return (total + jnp.float32(0.0)) / max(1, sum(x.size for x in leaves))
 
 
 def max_abs(tree: Any) -> jax.Array:
-    """Largest |w| over all entries of a pytree (spec §5.4 weight magnitude)."""
+    """Largest |w| over all entries of a pytree."""
     leaves = jax.tree_util.tree_leaves(tree)
     maxima = [jnp.max(jnp.abs(x)).astype(jnp.float32) for x in leaves]
     return jnp.max(jnp.stack(maxima or [jnp.float32(0.0)]))
 
 
 def distance(tree_a: Any, tree_b: Any) -> jax.Array:
-    """‖θ_a − θ_b‖ over the whole pytree, e.g. distance from init (spec §5.4)."""
+    """‖θ_a − θ_b‖ over the whole pytree, e.g. distance from init."""
     diff = jax.tree_util.tree_map(
         lambda a, b: jnp.asarray(a, jnp.float32) - jnp.asarray(b, jnp.float32), tree_a, tree_b
     )

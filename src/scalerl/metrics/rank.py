@@ -1,7 +1,7 @@
 """Rank of a feature matrix Φ ∈ R^{n×d}: srank, effective rank, PCA rank and feature rank.
 
-Definitions follow `shared/spec/plasticity.md` §5.2 (and SimbaV2's `get_rank`,
-`shared/spec/simbav2.md` §6). Every measure is computed from the singular values
+Definitions follow the rank measures of the plasticity literature (and SimbaV2's `get_rank`). Every
+measure is computed from the singular values
 σ_1 ≥ … ≥ σ_min(n,d) of Φ; features with extra leading axes (e.g. an ensemble axis) are
 flattened to rows first.
 """
@@ -83,7 +83,7 @@ def all_ranks(phi: jax.Array) -> dict[str, jax.Array]:
 
 
 def srank(phi: jax.Array, delta: float = 0.01) -> jax.Array:
-    """srank_δ(Φ) = min{k : Σ_{i≤k} σ_i / Σ_i σ_i ≥ 1 − δ} (spec §5.2).
+    """srank_δ(Φ) = min{k : Σ_{i≤k} σ_i / Σ_i σ_i ≥ 1 − δ}.
 
     Kumar, Agarwal, Ghosh and Levine, "Implicit Under-Parameterization Inhibits Data-Efficient
     Deep Reinforcement Learning" (ICLR 2021).
@@ -99,7 +99,7 @@ def srank(phi: jax.Array, delta: float = 0.01) -> jax.Array:
 
 
 def effective_rank(phi: jax.Array) -> jax.Array:
-    """Effective rank exp(−Σ_i p_i log p_i), p_i = σ_i / Σ_j σ_j (spec §5.2).
+    """Effective rank exp(−Σ_i p_i log p_i), p_i = σ_i / Σ_j σ_j.
 
     Roy and Vetterli, "The effective rank: a measure of effective dimensionality" (EUSIPCO
     2007). Zero singular values contribute 0 (0 log 0 = 0).
@@ -114,7 +114,7 @@ def effective_rank(phi: jax.Array) -> jax.Array:
 
 
 def pca_rank(phi: jax.Array, threshold: float = 0.99) -> jax.Array:
-    """Smallest k with Σ_{i≤k} σ_i² ≥ threshold · Σ_i σ_i² (explained variance, spec §5.2).
+    """Smallest k with Σ_{i≤k} σ_i² ≥ threshold · Σ_i σ_i² (explained variance).
 
     Args:
         phi: Features `(..., d)` (not centred, as in SimbaV2's `get_rank`).
@@ -127,7 +127,7 @@ def pca_rank(phi: jax.Array, threshold: float = 0.99) -> jax.Array:
 
 
 def feature_rank(phi: jax.Array, eps: float = 0.01) -> jax.Array:
-    """Feature rank #{i : σ_i / √n > ε} (spec §5.2).
+    """Feature rank #{i : σ_i / √n > ε}.
 
     Lyle, Rowland and Dabney, "Understanding and Preventing Capacity Loss in Reinforcement
     Learning" (ICLR 2022). Unlike the other ranks it depends on the scale of Φ.

@@ -19,7 +19,7 @@ from scalerl.networks.layers import (
 
 
 class SimbaV2Encoder(nn.Module):
-    """HyperEmbedder followed by L HyperLERP blocks (SimbaV2 §4, spec 1.5-1.6, constants 1.10)."""
+    """HyperEmbedder followed by L HyperLERP blocks (SimbaV2 §4)."""
 
     width: int
     depth: int
@@ -41,7 +41,7 @@ class SimbaV2Encoder(nn.Module):
 
 
 class SimbaEncoder(nn.Module):
-    """Dense embedding, L pre-LN residual blocks, final LayerNorm (SimBa §4, spec 5.1)."""
+    """Dense embedding, L pre-LN residual blocks, final LayerNorm (SimBa §4)."""
 
     width: int
     depth: int
@@ -64,7 +64,7 @@ class MLPEncoder(nn.Module):
     """`depth` x (Dense(width), ReLU) with orthogonal sqrt(2) init: the usual SAC baseline.
 
     `hidden_norm=True` puts a LayerNorm between each Dense and its ReLU and drops the Dense bias
-    (NaP step 1, plasticity spec §1.2); the Dense layers are then named `dense_{i}_pn`.
+    (NaP step 1); the Dense layers are then named `dense_{i}_pn`.
     """
 
     width: int
@@ -86,7 +86,7 @@ class MLPEncoder(nn.Module):
 
 
 class MultiSkipEncoder(nn.Module):
-    """Multi-skip residual MLP (Castanyer et al. 2025 §4.1, plasticity spec §3.2).
+    """Multi-skip residual MLP (Castanyer et al. 2025 §4.1).
 
     h_0 = LN(W_0 x + b_0); h_l = r_l(h_{l-1}) + h_{l-1} + h_0 (local and global skip);
     y = LN(W_out h_L + b_out). Every kernel feeds a LayerNorm, so NaP can project all of them;
@@ -121,7 +121,7 @@ def make_encoder(
     """The encoder of a network family, named `encoder` (call inside a compact method).
 
     `hidden_norm` adds LayerNorm before each hidden nonlinearity (MLP, SimBa); `nap` implies it
-    and drops the biases made redundant by the norms (plasticity spec §1.2).
+    and drops the biases made redundant by the norms.
     """
     hidden_norm = hidden_norm or nap
     if kind == "simbav2":

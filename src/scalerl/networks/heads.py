@@ -1,4 +1,4 @@
-"""Output heads: tanh-Gaussian policy, categorical and scalar value (spec 1.5, 1.6, 5.1)."""
+"""Output heads: tanh-Gaussian policy, categorical and scalar value."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ LOG_STD_MAX = 2.0
 
 
 def squash_log_std(raw: jax.Array) -> jax.Array:
-    """Map an unbounded output into (LOG_STD_MIN, LOG_STD_MAX) with tanh (spec 1.5)."""
+    """Map an unbounded output into (LOG_STD_MIN, LOG_STD_MAX) with tanh."""
     return LOG_STD_MIN + (LOG_STD_MAX - LOG_STD_MIN) * 0.5 * (1.0 + jnp.tanh(raw))
 
 
@@ -36,7 +36,7 @@ class HyperLinear(nn.Module):
 class TanhGaussianHead(nn.Module):
     """Mean and squashed log-std of a tanh-Gaussian policy.
 
-    `hyper=True` is SimbaV2's linear head on the sphere (spec 1.5); otherwise one orthogonal
+    `hyper=True` is SimbaV2's linear head on the sphere; otherwise one orthogonal
     Dense per output (SimBa, MLP).
     """
 
@@ -59,7 +59,7 @@ class TanhGaussianHead(nn.Module):
 
 
 class ValueHead(nn.Module):
-    """Critic output: logits over `num_bins` (categorical, SimbaV2 spec 1.6) or a scalar."""
+    """Critic output: logits over `num_bins` (categorical) or a scalar."""
 
     num_bins: int
     hyper: bool

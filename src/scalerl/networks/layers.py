@@ -2,7 +2,7 @@
 
 Equations follow Lee et al., "Hyperspherical Normalization for Scalable Deep Reinforcement
 Learning" (SimbaV2, ICML 2025) §4 and Lee et al., "SimBa" (ICLR 2025) §4; the implementation
-details follow `shared/spec/simbav2.md` §1 and §5.1.
+details follow the SimbaV2 paper (Lee et al. 2025, §4) and SimBa (Lee et al. 2024, §4).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import jax
 import jax.numpy as jnp
 
 NORM_EPS = 1e-8
-"""Floor on the Euclidean norm in l2normalize (spec 1.1)."""
+"""Floor on the Euclidean norm in l2normalize."""
 RELU_EPS = 1e-8
-"""Added to every unit after the ReLU in the HyperMLP, preventing an all-zero vector (spec 1.3)."""
+"""Added to every unit after the ReLU in the HyperMLP, preventing an all-zero vector."""
 PROJECTED_MODULE = "hyper_dense"
-"""Kernels under modules of this name are projected onto the unit sphere (spec 1.9)."""
+"""Kernels under modules of this name are projected onto the unit sphere."""
 
 
 def l2normalize(x: jax.Array, axis: int = -1) -> jax.Array:
-    """x / max(||x||, 1e-8) along `axis` (spec 1.1)."""
+    """x / max(||x||, 1e-8) along `axis`."""
     norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=axis, keepdims=True))
     return x / jnp.maximum(norm, NORM_EPS)
 
@@ -65,7 +65,7 @@ class Scaler(nn.Module):
 
 
 class HyperEmbedder(nn.Module):
-    """Shift, project to the sphere, embed, scale, normalise (SimbaV2 §4.1, spec 1.2)."""
+    """Shift, project to the sphere, embed, scale, normalise (SimbaV2 §4.1)."""
 
     width: int
     scaler_init: float
@@ -103,7 +103,7 @@ class HyperMLP(nn.Module):
 class HyperLERPBlock(nn.Module):
     """Residual block as a LERP on the sphere: l2(z + alpha * (MLP(z) - z)) (SimbaV2 eq. 7).
 
-    The block MLP uses expansion 4 and divides both Scaler constants by sqrt(4) (spec 1.3).
+    The block MLP uses expansion 4 and divides both Scaler constants by sqrt(4).
     """
 
     width: int
@@ -135,7 +135,7 @@ class ResidualBlock(nn.Module):
     """SimBa pre-LayerNorm residual feed-forward block: h + W2 relu(W1 LN(h)) (SimBa §4).
 
     `hidden_norm=True` inserts a LayerNorm between W1 and the ReLU and drops W1's bias (NaP step
-    1, plasticity spec §1.2); W1 is then named `dense_0_pn` so NaP can find and project it.
+    1); W1 is then named `dense_0_pn` so NaP can find and project it.
     """
 
     width: int
@@ -165,7 +165,7 @@ class ResidualBlock(nn.Module):
 
 
 class PreNormDense(nn.Module):
-    """Dense (named `dense_pn`) followed by LayerNorm `norm`: a NaP-projectable pair (spec §1.2).
+    """Dense (named `dense_pn`) followed by LayerNorm `norm`: a NaP-projectable pair.
 
     The bias is dropped when `use_bias=False` (NaP: LayerNorm's offset plays its role).
     """
@@ -185,7 +185,7 @@ class PreNormDense(nn.Module):
 
 
 class MultiSkipBlock(nn.Module):
-    """r(h) = LN(W2 relu(LN(W1 relu(h) + b1)) + b2) (Castanyer et al. 2025 §4.1; spec §3.2)."""
+    """r(h) = LN(W2 relu(LN(W1 relu(h) + b1)) + b2) (Castanyer et al. 2025 §4.1)."""
 
     width: int
     use_bias: bool = True

@@ -1,4 +1,4 @@
-"""Weight projection onto the unit hypersphere (SimbaV2 §4.2, spec 1.9)."""
+"""Weight projection onto the unit hypersphere (SimbaV2 §4.2)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from scalerl.networks.layers import PROJECTED_MODULE, l2normalize
 
 
 def is_projected_kernel(path: tuple[Any, ...]) -> bool:
-    """True for a `kernel` leaf under a `hyper_dense` module (spec 1.9: exclusion by name)."""
+    """True for a `kernel` leaf under a `hyper_dense` module."""
     names = [getattr(k, "key", None) for k in path]
     return bool(names) and names[-1] == "kernel" and PROJECTED_MODULE in names
 

@@ -1,4 +1,4 @@
-"""The offline training loop (spec 4.1): SAC + behaviour cloning on a fixed dataset.
+"""The offline training loop: SAC + behaviour cloning on a fixed dataset.
 
 The dataset becomes one on-device replay buffer shared by every seed; the seeds' agent states
 carry a leading axis and one jitted call runs `updates_per_call` updates of all seeds with

@@ -1,4 +1,4 @@
-"""Normaliser warm-up from a dataset before offline training (spec 4.1)."""
+"""Normaliser warm-up from a dataset before offline training."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def warm_normalizers(
 
     Observation statistics merge every dataset observation at once (Chan's update). The reward
     scale runs the discounted-return recursion G <- gamma (1 - done) G + r along the dataset in
-    order, as one stream (spec 2.7). The official code instead feeds the dataset in chunks of 256
-    rows treated as 256 parallel streams (spec 4.1 quirk); one stream is what the data is.
+    order, as one stream. The official code instead feeds the dataset in chunks of 256
+    rows treated as 256 parallel streams; one stream is what the data is.
 
     Args:
         sac: The agent (its config says which normalisers are on).

@@ -1,7 +1,7 @@
-"""Network, variants and fused training loops of the digits plasticity benchmark (spec §6).
+"""Network, variants and fused training loops of the digits plasticity benchmark.
 
-A run of protocol A is `jit(vmap over seeds(lax.scan over tasks(lax.scan over steps)))`
-(spec §7): the whole 40-task sequence of every seed is one XLA program.
+A run of protocol A is `jit(vmap over seeds(lax.scan over tasks(lax.scan over steps)))`: the whole
+40-task sequence of every seed is one XLA program.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from scalerl.plasticity.roles import label_params
 
 Params = Any
 DORMANT_TAU = 0.1
-"""Dormancy threshold logged at each task end (spec §6.1)."""
+"""Dormancy threshold logged at each task end."""
 
 
 # --- variants (spec §6.1) -------------------------------------------------------------------

@@ -1,13 +1,13 @@
-"""Hare & Tortoise: a fast trained network reset periodically to its slow EMA (plasticity spec §2).
+"""Hare & Tortoise: a fast trained network reset periodically to its slow EMA.
 
 Lee, Cho, Kim, Kim, Min, Choo, Lyle, "Slow and Steady Wins the Race: Maintaining Plasticity with
 Hare and Tortoise Networks", ICML 2024 (arXiv:2406.02596). The hare θ_H is trained by the
 optimiser; the tortoise θ_T follows it by an exponential moving average after every optimiser
 step (eq. 6) and every R steps the hare is set to the tortoise (eq. 7). The optimiser state is
-not reset, and the tortoise is the network evaluated (spec §2.1, official code).
+not reset, and the tortoise is the network evaluated.
 
 All functions are pure and use `jnp.where` on a *global* step counter, so they run inside `jit`
-and `lax.scan` (a per-task counter never fires when tasks are shorter than R, spec §2.4).
+and `lax.scan` (a per-task counter never fires when tasks are shorter than R).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ EVAL_NETS = ("tortoise", "hare")
 
 
 def tortoise_update(tortoise: Any, hare: Any, momentum: float | jax.Array) -> Any:
-    """θ_T ← m·θ_T + (1 − m)·θ_H on every leaf (spec §2.1 eq. 6).
+    """θ_T ← m·θ_T + (1 − m)·θ_H on every leaf.
 
     Apply it to the parameters *and* to non-trainable buffers such as BatchNorm statistics
     (official code). Non-float leaves (counters) are copied from the hare.
@@ -38,13 +38,13 @@ def tortoise_update(tortoise: Any, hare: Any, momentum: float | jax.Array) -> An
 
 def reset_due(step: int | jax.Array, every: int | jax.Array) -> jax.Array:
     """True after optimiser steps every−1, 2·every−1, ... (0-based global `step`); never if
-    ``every <= 0`` (spec §2.4: reset when ``(step + 1) % R == 0``)."""
+    ``every <= 0`` (reset when ``(step + 1) % R == 0``)."""
     every = jnp.asarray(every)
     return (every > 0) & ((jnp.asarray(step) + 1) % jnp.maximum(every, 1) == 0)
 
 
 def hare_reset(hare: Any, tortoise: Any, step: int | jax.Array, every: int | jax.Array) -> Any:
-    """θ_H ← θ_T when `reset_due(step, every)`, else θ_H unchanged (spec §2.1 eq. 7).
+    """θ_H ← θ_T when `reset_due(step, every)`, else θ_H unchanged.
 
     Args:
       hare: the trained parameters (and buffers).
@@ -58,14 +58,14 @@ def hare_reset(hare: Any, tortoise: Any, step: int | jax.Array, every: int | jax
 
 @dataclasses.dataclass(frozen=True)
 class HareTortoise:
-    """Hare & Tortoise settings (spec §2.1); the step unit is the optimiser (gradient) step."""
+    """Hare & Tortoise settings; the step unit is the optimiser (gradient) step."""
 
     momentum: float = 0.999
     """EMA coefficient m of eq. (6); the only value in the official scripts."""
     reset_every: int = 2_000
-    """Reset interval R in gradient steps (<= 0: EMA only); RL value unverified (spec §2.3)."""
+    """Reset interval R in gradient steps (<= 0: EMA only); RL value unverified."""
     eval_net: Literal["tortoise", "hare"] = "tortoise"
-    """Network to evaluate; the tortoise is the one reported (spec §2.1)."""
+    """Network to evaluate; the tortoise is the one reported."""
 
     def __post_init__(self) -> None:
         m = self.momentum

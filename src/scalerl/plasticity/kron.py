@@ -51,7 +51,7 @@ class ScaleByKronState(NamedTuple):
 def precond_update_prob_schedule(
     max_prob: float = 1.0, min_prob: float = 0.03, decay: float = 0.001, flat_start: int = 200
 ) -> Callable[[jax.Array], jax.Array]:
-    """p(t) = clip(max_prob · exp(−decay (t − flat_start)), min_prob, max_prob) (spec §3.3)."""
+    """p(t) = clip(max_prob · exp(−decay (t − flat_start)), min_prob, max_prob)."""
 
     def schedule(count: jax.Array) -> jax.Array:
         p = max_prob * jnp.exp(-decay * (jnp.asarray(count, jnp.float32) - flat_start))
@@ -64,7 +64,7 @@ def precond_update_prob_schedule(
 
 
 def _init_factors(shape: tuple[int, ...], max_size: int, scale: float) -> Factors:
-    """Q_i = s^(1/k) I (triangular) or s^(1/k) 1 (diagonal) for every mode (spec §3.3)."""
+    """Q_i = s^(1/k) I (triangular) or s^(1/k) 1 (diagonal) for every mode."""
     s = scale ** (1.0 / len(shape))
     diag = len(shape) < 2
     return tuple(
@@ -103,7 +103,7 @@ def _each_mode(x: jax.Array, qs: Factors, op: Callable[..., jax.Array]) -> jax.A
 
 
 def _precondition(qs: Factors, m: jax.Array) -> jax.Array:
-    """P(M) = Qᵀ(Q(M)), each mode multiplied by Q_iᵀQ_i (spec §3.3)."""
+    """P(M) = Qᵀ(Q(M)), each mode multiplied by Q_iᵀQ_i."""
     return _each_mode(_each_mode(m, qs, _mul_q), qs, _mul_qt)
 
 
@@ -116,7 +116,7 @@ def _norm_lower_bound(t: jax.Array) -> jax.Array:
 
 
 def _update_factor(q: jax.Array, a: jax.Array, b: jax.Array, lr: float) -> jax.Array:
-    """Q ← Q − lr/‖T1+T2‖ · triu(T1 − T2) Q with T1 = AAᵀ, T2 = BBᵀ (spec §3.3)."""
+    """Q ← Q − lr/‖T1+T2‖ · triu(T1 − T2) Q with T1 = AAᵀ, T2 = BBᵀ."""
     if q.ndim == 1:
         t1, t2 = jnp.sum(a * a, axis=1), jnp.sum(b * b, axis=1)
         return q - lr / jnp.maximum(jnp.max(t1 + t2), _TINY) * (t1 - t2) * q
@@ -125,7 +125,7 @@ def _update_factor(q: jax.Array, a: jax.Array, b: jax.Array, lr: float) -> jax.A
 
 
 def _update_factors(qs: Factors, m: jax.Array, v: jax.Array, lr: float) -> Factors:
-    """One preconditioner step from A = Q(M) and B = Q^{-T}(V), V ~ N(0, I) (spec §3.3)."""
+    """One preconditioner step from A = Q(M) and B = Q^{-T}(V), V ~ N(0, I)."""
     a = _each_mode(m, qs, _mul_q)
     b = _each_mode(v, qs, _solve_qt)
     return tuple(_update_factor(q, _unfold(a, i), _unfold(b, i), lr) for i, q in enumerate(qs))
@@ -184,7 +184,7 @@ def _leaf_precondition(m: jax.Array, qs: Factors) -> jax.Array:
 
 
 def _trust_region(dirs: optax.Updates) -> optax.Updates:
-    """Clip the global norm to √(#params), then every entry to [−1, 1] (spec §3.3)."""
+    """Clip the global norm to √(#params), then every entry to [−1, 1]."""
     size = sum(x.size for x in jax.tree_util.tree_leaves(dirs))
     scale = jnp.minimum(1.0, math.sqrt(size) / jnp.maximum(optax.global_norm(dirs), _TINY))
     return jax.tree_util.tree_map(lambda d: jnp.clip(d * scale, -1.0, 1.0).astype(d.dtype), dirs)
@@ -221,7 +221,7 @@ def scale_by_kron(
     balance_prob: float = 0.01,
     seed: int = 0,
 ) -> optax.GradientTransformation:
-    """PSGD-Kron direction: momentum, Kronecker whitening, trust region (spec §3.3).
+    """PSGD-Kron direction: momentum, Kronecker whitening, trust region.
 
     Per step: M ← b1·M + (1−b1)·G (no bias correction); with probability p(count) update the
     factors from M (or G) and a Gaussian probe, rebalancing them with probability
@@ -281,7 +281,7 @@ def kron(
     max_size_triangular: int = 8192,
     **kwargs: Any,
 ) -> optax.GradientTransformation:
-    """PSGD-Kron optimizer: `scale_by_kron`, decoupled weight decay, then −lr (spec §3.3).
+    """PSGD-Kron optimizer: `scale_by_kron`, decoupled weight decay, then −lr.
 
     The Stable-Gradients paper runs Kron at a third of the baseline Adam learning rate.
 

@@ -1,4 +1,4 @@
-"""Normalize-and-Project (NaP): keep normalised layers' weight norms fixed (plasticity spec §1).
+"""Normalize-and-Project (NaP): keep normalised layers' weight norms fixed.
 
 Lyle, Zheng, Khetarpal, Martens, van Hasselt, Pascanu, Dabney, "Normalization and effective
 learning rates in reinforcement learning", NeurIPS 2024 (arXiv:2407.01800). Each kernel that feeds
@@ -34,19 +34,19 @@ from flax.core import FrozenDict, freeze
 from scalerl.plasticity.roles import mask_for
 
 EPS = 1e-12
-"""Floor on a tensor norm in the projection (spec §1.3 eq. 1, §1.8)."""
+"""Floor on a tensor norm in the projection."""
 NORM_MODES = ("free", "joint_project", "decay_to_init")
-"""Treatments of normalisation scale/offset parameters (spec §1.4 (a), (b), (c))."""
+"""Treatments of normalisation scale/offset parameters."""
 
 
 def nap_mask(labels: Any, project_output: bool = False) -> Any:
-    """Leaves NaP projects: hidden kernels, plus output kernels if `project_output` (spec §1.3)."""
+    """Leaves NaP projects: hidden kernels, plus output kernels if `project_output`."""
     roles = ("hidden_kernel", "output_kernel") if project_output else ("hidden_kernel",)
     return mask_for(labels, *roles)
 
 
 def tensor_norm(x: jax.Array, batch_dims: int = 0, per_channel: bool = False) -> jax.Array:
-    """Frobenius norm over all but the first `batch_dims` axes, in float32 (spec §0).
+    """Frobenius norm over all but the first `batch_dims` axes, in float32.
 
     With `per_channel`, the last (output-channel) axis is kept too: one norm per output
     channel of a conv kernel or per column of a dense kernel, shape
@@ -71,7 +71,7 @@ def _broadcastable(r: jax.Array, ndim: int, per_channel: bool) -> jax.Array:
 
 
 def init_radii(params: Any, mask: Any, batch_dims: int = 0, per_channel: bool = False) -> Any:
-    """Radius ρ = ‖W^{(0)}‖ per masked tensor (or output channel), zeros elsewhere (spec §1.3).
+    """Radius ρ = ‖W^{(0)}‖ per masked tensor (or output channel), zeros elsewhere.
 
     Returns a pytree shaped like `params` whose leaves are float32 arrays of shape
     ``leaf.shape[:batch_dims]`` (scalars when `batch_dims` is 0), with the output-channel axis
@@ -90,7 +90,7 @@ def init_radii(params: Any, mask: Any, batch_dims: int = 0, per_channel: bool = 
 def project_to_radii(
     params: Any, radii: Any, mask: Any, batch_dims: int = 0, per_channel: bool = False
 ) -> Any:
-    """W ← ρ · W / max(‖W‖, 1e-12) on masked leaves, identity elsewhere (spec §1.3 eq. 1).
+    """W ← ρ · W / max(‖W‖, 1e-12) on masked leaves, identity elsewhere.
 
     With `per_channel`, the norm and radius are those of each output channel (last axis).
     """
@@ -108,7 +108,7 @@ def project_to_radii(
 def _joint_project(
     scale: jax.Array, offset: jax.Array | None, batch_dims: int
 ) -> tuple[jax.Array, jax.Array | None]:
-    """Rescale [γ; β] jointly to norm √d, d = number of units (spec §1.4 (b))."""
+    """Rescale [γ; β] jointly to norm √d, d = number of units."""
     parts = [scale] if offset is None else [scale, offset]
     sq = sum(jnp.square(tensor_norm(p, batch_dims)) for p in parts)
     d = math.prod(scale.shape[batch_dims:])
@@ -118,7 +118,7 @@ def _joint_project(
 
 
 def project_norm_params(params: Any, labels: Any, mode: str, batch_dims: int = 0) -> Any:
-    """Apply a scale/offset mode to every normalisation layer (spec §1.4).
+    """Apply a scale/offset mode to every normalisation layer.
 
     ``"free"`` and ``"decay_to_init"`` leave the parameters unchanged (the latter acts through
     `decay_to_init_penalty`); ``"joint_project"`` projects each layer's ``[γ; β]`` to norm √d.
@@ -145,7 +145,7 @@ def project_norm_params(params: Any, labels: Any, mode: str, batch_dims: int = 0
 
 
 def decay_to_init_penalty(params: Any, labels: Any, coef: float) -> jax.Array:
-    """λ Σ_l (‖γ_l − 1‖² + ‖β_l‖²) over normalisation layers (spec §1.4 (c)); add to the loss."""
+    """λ Σ_l (‖γ_l − 1‖² + ‖β_l‖²) over normalisation layers; add to the loss."""
 
     def term(leaf: jax.Array, label: str) -> jax.Array:
         if label == "norm_scale":
@@ -184,18 +184,18 @@ def nap_transform(
     """Projection as the last optax transform: u' = P(θ + u) − θ when count % every == 0.
 
     On other steps, and always for unmasked leaves, the updates pass through unchanged, so
-    `optax.apply_updates` yields P(θ + u) on projection steps (spec §1.8). Chain it *after* the
-    optimiser and its learning-rate scaling. Optimiser moments are not touched (spec §1.3).
+    `optax.apply_updates` yields P(θ + u) on projection steps. Chain it *after* the
+    optimiser and its learning-rate scaling. Optimiser moments are not touched.
 
     Args:
       radii: output of `init_radii`, or None to record ‖W‖ of the params given to `init`
         (use None when the optimiser state is initialised per seed under `vmap`).
       mask: static pytree of bools selecting the projected kernels (see `nap_mask`).
-      every: project on updates 0, every, 2·every, ... (spec §1.3 `project_every`);
+      every: project on updates 0, every, 2·every, ...;
         ``every <= 0`` turns projection off (the transform is then the identity).
       batch_dims: leading axes indexing independent tensors (1 for a critic ensemble).
       norm_labels: role labels of the params; if given, normalisation layers' ``[γ; β]`` are
-        also projected to √d on the same steps (spec §1.4 (b), mode ``joint_project``).
+        also projected to √d on the same steps (mode ``joint_project``).
       per_channel: one radius per output channel instead of per tensor (module docstring).
     """
     touched = _touched(mask, norm_labels)
@@ -227,7 +227,7 @@ def nap_transform(
 def warmup_cosine_schedule(
     init: float, peak: float, end: float, warmup_steps: int, period: int
 ) -> optax.Schedule:
-    """Linear warm-up then cosine decay, restarted every `period` steps (spec §1.6 eq. 5).
+    """Linear warm-up then cosine decay, restarted every `period` steps.
 
     With t = count mod period, T = period and T_w = warmup_steps:
     η = init + (peak − init)·t/T_w for t < T_w, else

@@ -1,4 +1,4 @@
-"""ReDo: recycling dormant neurons (Sokar, Agarwal, Castro, Evci, ICML 2023; spec §4.3).
+"""ReDo: recycling dormant neurons (Sokar, Agarwal, Castro, Evci, ICML 2023).
 
 A hidden unit is τ-dormant when its normalised mean absolute activation is at most τ. Recycling
 re-initialises the unit's incoming weights, zeroes its bias and its outgoing weights (so the
@@ -42,7 +42,7 @@ class Link:
 
 
 def neuron_scores(h: jax.Array, batch_dims: int = 0) -> jax.Array:
-    """ReDo scores s_i = E|h_i| / ((1/H) Σ_k E|h_k|) (Sokar et al. 2023 Def. 3.1; spec §4.3).
+    """ReDo scores s_i = E|h_i| / ((1/H) Σ_k E|h_k|) (Sokar et al. 2023 Def. 3.1).
 
     Args:
         h: post-activations (*ensemble, *samples, H). The expectation runs over every axis
@@ -61,7 +61,7 @@ def neuron_scores(h: jax.Array, batch_dims: int = 0) -> jax.Array:
 
 
 def dormant_mask(h: jax.Array, tau: float, batch_dims: int = 0) -> jax.Array:
-    """Bool (*ensemble, H): unit is τ-dormant, s_i ≤ τ (spec §4.3; τ = 0 means dead)."""
+    """Bool (*ensemble, H): unit is τ-dormant, s_i ≤ τ."""
     return neuron_scores(h, batch_dims) <= tau
 
 
@@ -224,7 +224,7 @@ def recycle(
     tau: float,
     batch_dims: int = 0,
 ) -> tuple[PyTree, PyTree, jax.Array]:
-    """Recycle the τ-dormant units of every linked layer (Sokar et al. 2023 Alg. 1; spec §4.3).
+    """Recycle the τ-dormant units of every linked layer (Sokar et al. 2023 Alg. 1).
 
     All incoming re-initialisations are applied before all outgoing zeroings, so the outgoing
     weights of a recycled unit are exactly zero even when the next layer is recycled too.

@@ -1,4 +1,4 @@
-"""L2, L2-init (regenerative) penalties and the weight-decay mask (plasticity spec §4.4).
+"""L2, L2-init (regenerative) penalties and the weight-decay mask.
 
 Coupled penalties return a scalar to add to the loss (multiplied by λ by the caller); decoupled
 weight decay is `optax.adamw(..., weight_decay=λ, mask=decoupled_decay_mask(labels))`.
@@ -15,8 +15,8 @@ import jax.numpy as jnp
 from scalerl.plasticity.roles import mask_for
 
 DECAYED_ROLES = ("kernel", "output_kernel")
-"""Roles decoupled weight decay applies to. Excluded: norm scale/offset and biases (spec §4.4),
-NaP-projected hidden kernels (decay is undone by the projection, spec §1.3), SimbaV2 sphere
+"""Roles decoupled weight decay applies to. Excluded: norm scale/offset and biases,
+NaP-projected hidden kernels (decay is undone by the projection), SimbaV2 sphere
 kernels (projected to unit norm) and scalers (gains, like a norm's scale)."""
 
 
@@ -35,12 +35,12 @@ def _sq(x: jax.Array) -> jax.Array:
 
 
 def l2_penalty(params: Any, mask: Any) -> jax.Array:
-    """Σ_l ‖W_l‖² over masked leaves; the loss adds λ times this (spec §4.4, coupled L2)."""
+    """Σ_l ‖W_l‖² over masked leaves; the loss adds λ times this."""
     return _masked_sum(_sq, mask, params)
 
 
 def l2_init_penalty(params: Any, init_params: Any, mask: Any, squared: bool = True) -> jax.Array:
-    """Distance to the initial weights over masked leaves (spec §4.4, L2-init).
+    """Distance to the initial weights over masked leaves.
 
     ``squared=True``: Σ_l ‖W_l − W_l^{(0)}‖² (Kumar, Marklund, Van Roy 2023, regenerative
     regularisation). ``squared=False``: ‖θ − θ^{(0)}‖, the unsquared global norm the H&T repo and
@@ -54,5 +54,5 @@ def l2_init_penalty(params: Any, init_params: Any, mask: Any, squared: bool = Tr
 
 
 def decoupled_decay_mask(labels: Any) -> Any:
-    """Mask for `optax.adamw(mask=...)`: True on plain and output kernels only (spec §4.4)."""
+    """Mask for `optax.adamw(mask=...)`: True on plain and output kernels only."""
     return mask_for(labels, *DECAYED_ROLES)

@@ -44,7 +44,7 @@ def _zero_masked(mask: PyTree, tree: PyTree) -> PyTree:
 
 
 def zero_adam_moments(opt_state: PyTree, mask: PyTree) -> PyTree:
-    """Zero Adam's first and second moments of the masked entries (spec §4.1, §4.3).
+    """Zero Adam's first and second moments of the masked entries.
 
     Every `optax.ScaleByAdamState` found anywhere in `opt_state` (a bare state, a chain tuple,
     a named chain, `inject_hyperparams`, ...) gets `mu` and `nu` zeroed where `mask` is true.
@@ -68,7 +68,7 @@ def zero_adam_moments(opt_state: PyTree, mask: PyTree) -> PyTree:
 
 
 def hard_reset(params: PyTree, fresh: PyTree, mask: PyTree) -> PyTree:
-    """θ ← φ on the masked leaves, θ elsewhere (spec §4.1).
+    """θ ← φ on the masked leaves, θ elsewhere.
 
     Args:
         params: current parameters θ.
@@ -82,7 +82,7 @@ def hard_reset(params: PyTree, fresh: PyTree, mask: PyTree) -> PyTree:
 def shrink_perturb(
     params: PyTree, perturb: PyTree, shrink: float, perturb_scale: float, mask: PyTree
 ) -> PyTree:
-    """Shrink & Perturb, θ ← λθ + σφ on the masked leaves (Ash & Adams 2020; spec §4.2 eq. 8).
+    """Shrink & Perturb, θ ← λθ + σφ on the masked leaves (Ash & Adams 2020).
 
     Args:
         params: current parameters θ.
@@ -103,7 +103,7 @@ def path_mask(params: PyTree, prefixes: Sequence[Sequence[str]]) -> PyTree:
     """Bool pytree, True for leaves whose dict-key path starts with one of `prefixes`.
 
     `path_mask(params, [("head",)])` selects scalerl's output heads (the "last layers" of
-    primacy-bias resets; spec §4.1).
+    primacy-bias resets).
     """
 
     def selected(path: tuple[Any, ...], _: Any) -> bool:
@@ -115,7 +115,7 @@ def path_mask(params: PyTree, prefixes: Sequence[Sequence[str]]) -> PyTree:
 
 @dataclasses.dataclass(frozen=True)
 class ResetConfig:
-    """What to reset, how, and when (spec §4.1-§4.2). Hashable, so usable as a static arg."""
+    """What to reset, how, and when. Hashable, so usable as a static arg."""
 
     kind: ResetKind = "none"
     """none | full (all parameters) | last_layers (masked leaves) | shrink_perturb (eq. 8)."""
@@ -149,7 +149,7 @@ def should_reset(step: jax.Array | int, cfg: ResetConfig) -> jax.Array:
 
     Fires when `step > 0`, `step % every == 0` and `step <= stop_after`; never for
     `kind='none'` or `every <= 0`. `step` is the *global* number of updates done so far (a
-    per-task counter silently never fires when tasks are shorter than `every`, spec §2.4).
+    per-task counter silently never fires when tasks are shorter than `every`).
     """
     step = jnp.asarray(step)
     if cfg.kind == "none" or cfg.every <= 0:
@@ -185,7 +185,7 @@ def apply_reset(
 ) -> tuple[PyTree, PyTree, jax.Array]:
     """Apply `cfg`'s reset if `should_reset(step, cfg)`, else return the inputs unchanged.
 
-    * `full`: θ ← φ everywhere (SR-SAC, spec §4.1).
+    * `full`: θ ← φ everywhere (SR-SAC).
     * `last_layers`: θ ← φ on `mask_last_layers` (primacy-bias resets).
     * `shrink_perturb`: θ ← λθ + σφ (eq. 8) off the mask and θ ← φ on it (the BBF/SR-SPR
       recipe: perturb the encoder, hard-reset the head); pass `None` or an all-False mask

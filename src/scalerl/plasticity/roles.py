@@ -1,4 +1,4 @@
-"""Role labels for parameter leaves, read from their key paths (plasticity spec §0).
+"""Role labels for parameter leaves, read from their key paths.
 
 Every plasticity method is specified in terms of *roles* (what a tensor does) and *groups* (the
 top-level module it belongs to), so one path-based label function covers every network built
@@ -75,7 +75,7 @@ def _is_norm(module: str) -> bool:
 
 
 def role_of(path: Sequence[Any]) -> str:
-    """Role label of the leaf at `path` (rules in the module docstring, spec §0)."""
+    """Role label of the leaf at `path` (rules in the module docstring)."""
     names = path_names(path)
     leaf = names[-1] if names else ""
     module = names[-2] if len(names) > 1 else ""
@@ -95,7 +95,7 @@ def role_of(path: Sequence[Any]) -> str:
 
 
 def label_params(params: Any) -> Any:
-    """Pytree of role strings with the structure of `params` (spec §0).
+    """Pytree of role strings with the structure of `params`.
 
     Works on ``{"params": ...}`` variable dicts and on bare parameter dicts, and on critic
     ensembles (labels depend on paths only, not on the leading ``num_qs`` axis).

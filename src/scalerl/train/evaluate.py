@@ -1,4 +1,4 @@
-"""Deterministic evaluation episodes (spec 2.13) and the `scalerl evaluate` command."""
+"""Deterministic evaluation episodes and the `scalerl evaluate` command."""
 
 from __future__ import annotations
 

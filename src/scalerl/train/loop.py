@@ -1,4 +1,4 @@
-"""The online training loop (spec 2.10): the only place where env, buffer, agent and logger meet.
+"""The online training loop: the only place where env, buffer, agent and logger meet.
 
 Any number of seeds train in one process: the agent states and replay buffers carry a leading
 seed axis and one jitted, vmapped call per agent step updates all of them (one seed is the

@@ -63,7 +63,7 @@ def make_train_step(sac: ActorCritic, num_updates: int, random_action: bool) -> 
 
 
 class UpdateSchedule:
-    """Number of updates per agent step for a fractional UTD ratio (spec 2.10 counter)."""
+    """Number of updates per agent step for a fractional UTD ratio."""
 
     def __init__(self, utd: float) -> None:
         self.utd = utd
