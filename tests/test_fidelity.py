@@ -86,11 +86,12 @@ def test_config_files_with_a_numeric_or_auto_utd_load():
     assert config_from_dict(config_to_dict(TrainConfig())).utd is None
 
 
-def test_help_shows_utd_as_auto(capsys):
+def test_help_shows_utd_as_auto(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # one column of option panels, whatever the terminal
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.replace("│", " ").split())
-    assert "None = auto: the action repeat" in text
+    assert "--utd {None}|FLOAT" in text and "None = auto:" in text
 
 
 # ----------------------------------------------------------------------------- C51 projection
