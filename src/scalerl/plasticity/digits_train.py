@@ -29,7 +29,7 @@ DORMANT_TAU = 0.1
 """Dormancy threshold logged at each task end."""
 
 
-# --- variants (spec §6.1) -------------------------------------------------------------------
+# --- variants -------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -76,7 +76,7 @@ class Reset(Base):
 class HareTortoise(Base):
     """`hare_tortoise`: EMA tortoise, hare reset to it on a global-step clock (§2, eqs. 6-7).
 
-    The tortoise is the evaluated network. Defaults are the spec's protocol-A pilot (§6.1).
+    The tortoise is the evaluated network. Defaults are protocol A's pilot settings (docs/plasticity/benchmark.md).
     """
 
     name: ClassVar[str] = "hare_tortoise"
@@ -114,7 +114,7 @@ def make_variant(name: str) -> Variant:
     return VARIANTS[name]
 
 
-# --- network (spec §6.1) --------------------------------------------------------------------
+# --- network --------------------------------------------------------------------------------
 
 
 def he_normal(scale: float = 1.0) -> nn.initializers.Initializer:
@@ -320,7 +320,7 @@ def probe(learner: Learner, state: TrainState, x: jax.Array, y: jax.Array) -> di
     }
 
 
-# --- protocol A (spec §6.1) -----------------------------------------------------------------
+# --- protocol A -----------------------------------------------------------------------------
 
 ProtocolARun = Callable[[jax.Array, jax.Array], tuple[dict[str, jax.Array], TrainState]]
 
