@@ -76,7 +76,8 @@ class Reset(Base):
 class HareTortoise(Base):
     """`hare_tortoise`: EMA tortoise, hare reset to it on a global-step clock (§2, eqs. 6-7).
 
-    The tortoise is the evaluated network. Defaults are protocol A's pilot settings (docs/plasticity/benchmark.md).
+    The tortoise is the evaluated network. Defaults are protocol A's pilot settings
+    (docs/plasticity/benchmark.md).
     """
 
     name: ClassVar[str] = "hare_tortoise"
