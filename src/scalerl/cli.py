@@ -95,20 +95,28 @@ def run_or_resume(args: list[str], command: str, start: Any, resume: Any) -> Non
         print(f"run written to {run_dir}")
 
 
-def is_ppo(args: list[str]) -> bool:
-    """`scalerl train --algo ppo ...`, or `--resume` of a PPO run directory."""
-    if args[:1] == ["--resume"] and len(args) > 1:
-        from scalerl.train.ppo_run import is_ppo_run
+SEPARATE_LOOPS: dict[str, str] = {"ppo": "scalerl.train.ppo_run"}
+"""Algorithms with their own options and loops -> module with `is_run(dir)` and `main(args)`."""
 
-        return is_ppo_run(Path(args[1]))
-    return _option(args, "--algo") == "ppo"
+
+def separate_loop(args: list[str]) -> str | None:
+    """Module of `scalerl train --algo A ...` (or `--resume` of an A run) if A has its own loop."""
+    import importlib
+
+    if args[:1] == ["--resume"] and len(args) > 1:
+        for module in SEPARATE_LOOPS.values():
+            if importlib.import_module(module).is_run(Path(args[1])):
+                return module
+        return None
+    return SEPARATE_LOOPS.get(_option(args, "--algo") or "")
 
 
 def run_train(args: list[str]) -> None:
-    if is_ppo(args):  # PPO has its own options and loops (scalerl train --algo ppo --help)
-        from scalerl.train.ppo_run import main_ppo
+    module = separate_loop(args)
+    if module is not None:  # e.g. scalerl train --algo ppo --help
+        import importlib
 
-        for run_dir in main_ppo(args):
+        for run_dir in importlib.import_module(module).main(args):
             print(f"run written to {run_dir}")
         return
     from scalerl.train.loop import resume, train_seeds

@@ -119,7 +119,7 @@ def read_ppo_config(run_dir: Path) -> PPOTrainConfig:
         raise ConfigError(f"config file does not match this scalerl version ({err})") from None
 
 
-def is_ppo_run(run_dir: Path) -> bool:
+def is_run(run_dir: Path) -> bool:
     """Whether `run_dir` holds a PPO run's config."""
     path = Path(run_dir) / CONFIG_NAME
     try:
@@ -272,7 +272,7 @@ def strip_algo(args: list[str]) -> list[str]:
     return out
 
 
-def main_ppo(args: list[str]) -> list[Path]:
+def main(args: list[str]) -> list[Path]:
     """`scalerl train --algo ppo ...` or `scalerl train --algo ppo --resume DIR ...`."""
     rest = strip_algo(args)
     if rest[:1] == ["--resume"]:
