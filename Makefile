@@ -21,11 +21,16 @@ DEMO_FLAGS := --env dmc:cartpole-swingup --agent simbav2 --env-steps 60000 --utd
 demo: install
 	$(VENV)/bin/scalerl train $(DEMO_FLAGS) --name demo-$$(date +%Y%m%d-%H%M%S)
 
+# Tests run in parallel workers (pytest-xdist); TEST_WORKERS=0 runs them in this process.
+# loadgroup keeps tests marked with the same xdist_group (a shared training run) on one worker.
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
+
 test: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(XDIST)
 
 test-slow: install
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow $(XDIST)
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -10,44 +10,30 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import eval_returns
-from scalerl.config import TrainConfig, agent_preset, replace
-from scalerl.train.loop import train
+from conftest import PENDULUM_SIZES, eval_returns, pendulum_run
+from scalerl.config import agent_preset, replace
 
 THRESHOLD = -300.0
 
-SIZES = {
-    "simbav2": {"critic_width": 128, "critic_depth": 1, "actor_width": 64},
-    "simba": {"critic_width": 128, "critic_depth": 1, "actor_width": 64},
-    "mlp": {"critic_width": 128, "actor_width": 128},
-}
 
-
-def _pendulum_run(tmp_path, name: str, agent) -> list[float]:
-    """Evaluation returns of a 7,000-step Pendulum-v1 run (1,000 random steps, UTD 1)."""
-    cfg = TrainConfig(
-        env="Pendulum-v1",
-        seed=0,
-        env_steps=7_000,
-        warmup_steps=1_000,
-        utd=1.0,
-        eval_every=1_000,
-        eval_episodes=5,
-        progress=False,
-        tensorboard=False,
-        run_root=tmp_path,
-        name=name,
-        agent=agent,
-    )
-    returns = eval_returns(train(cfg))
+def _check_untrained(returns: list[float]) -> list[float]:
     assert returns[0] < -900.0, f"untrained policy should fail, got {returns[0]:.0f}"
     return returns
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("agent", ["simbav2", "simba", "mlp"])
+@pytest.mark.xdist_group("pendulum_simbav2")
+def test_simbav2_swings_up_pendulum(pendulum_simbav2_run):
+    """The session's shared SimbaV2 run (conftest), also the offline test's expert."""
+    returns = _check_untrained(eval_returns(pendulum_simbav2_run))
+    assert max(returns[-3:]) > THRESHOLD, f"simbav2 eval returns: {[round(r) for r in returns]}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", ["simba", "mlp"])
 def test_agent_swings_up_pendulum(agent, tmp_path):
-    returns = _pendulum_run(tmp_path, agent, replace(agent_preset(agent), **SIZES[agent]))
+    agent_cfg = replace(agent_preset(agent), **PENDULUM_SIZES[agent])
+    returns = _check_untrained(eval_returns(pendulum_run(tmp_path, agent, agent_cfg)))
     assert max(returns[-3:]) > THRESHOLD, f"{agent} eval returns: {[round(r) for r in returns]}"
 
 
@@ -58,6 +44,6 @@ def test_deterministic_algos_swing_up_pendulum(algo, tmp_path):
 
     When written, seed 0 reached -332 (TD3) and -151 (DDPG) at 6k steps, from about -1250.
     """
-    agent = replace(agent_preset("mlp"), algo=algo, **SIZES["mlp"])
-    returns = _pendulum_run(tmp_path, algo, agent)
+    agent = replace(agent_preset("mlp"), algo=algo, **PENDULUM_SIZES["mlp"])
+    returns = _check_untrained(eval_returns(pendulum_run(tmp_path, algo, agent)))
     assert max(returns[-3:]) > THRESHOLD, f"{algo} eval returns: {[round(r) for r in returns]}"

@@ -15,13 +15,12 @@ import csv
 
 import pytest
 
-from scalerl.config import OfflineConfig, TrainConfig, agent_preset, replace
+from conftest import PENDULUM_SIZES
+from scalerl.config import OfflineConfig, replace
 from scalerl.datasets import save_any
 from scalerl.offline.collect import CollectSpec, collect
 from scalerl.offline.train import train_offline
-from scalerl.train.loop import train
 
-SMALL = {"critic_width": 128, "critic_depth": 1, "actor_width": 64}
 THRESHOLD = 60.0
 
 
@@ -32,20 +31,18 @@ def _scores(run_dir) -> list[float]:
 
 
 @pytest.mark.slow
-def test_offline_simbav2_bc_reaches_most_of_the_data_return(tmp_path):
-    online = TrainConfig(
-        env="Pendulum-v1", env_steps=6_000, warmup_steps=1_000, utd=1.0, eval_every=6_000,
-        eval_episodes=3, progress=False, tensorboard=False, run_root=tmp_path, name="expert",
-        agent=replace(agent_preset("simbav2"), **SMALL),
-    )  # fmt: skip
-    dataset = collect(train(online), CollectSpec(episodes=20, noise=0.2, random_episodes=5))
+@pytest.mark.xdist_group("pendulum_simbav2")
+def test_offline_simbav2_bc_reaches_most_of_the_data_return(tmp_path, pendulum_simbav2_run):
+    """The expert is the session's shared 7,000-step SimbaV2 Pendulum run (conftest)."""
+    spec = CollectSpec(episodes=20, noise=0.2, random_episodes=5)
+    dataset = collect(pendulum_simbav2_run, spec)
     low, high = dataset.metadata["ref_min_score"], dataset.metadata["ref_max_score"]
     assert high - low > 500, f"the collecting policy did not learn: data {high}, random {low}"
     path = save_any(tmp_path / "pendulum.npz", dataset, "scalerl")
     offline = OfflineConfig(
         dataset=path, epochs=128.0, eval_every=500, log_every=500, eval_episodes=5,
         progress=False, tensorboard=False, run_root=tmp_path, name="offline",
-        agent=replace(OfflineConfig().agent, lr_end=1e-4, **SMALL),
+        agent=replace(OfflineConfig().agent, lr_end=1e-4, **PENDULUM_SIZES["simbav2"]),
     )  # fmt: skip
     scores = _scores(train_offline(offline)[0])
     assert scores[0] < 30, f"an untrained policy should score near random, got {scores[0]:.0f}"
