@@ -1,4 +1,5 @@
-"""PPO's Gymnasium host loop: sequential seeds, health metrics, exact resume after a kill."""
+"""PPO's Gymnasium host loop: sequential seeds, health metrics, exact resume after a kill,
+`scalerl evaluate`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flax import serialization
 
 from scalerl.cli import main
 from scalerl.train import ppo_host
+from scalerl.train.evaluate import evaluate_run
 from scalerl.train.logging import read_metrics_csv
 
 TINY = [
@@ -60,6 +62,10 @@ def test_seeds_run_in_turn_and_a_killed_run_resumes_exactly(tmp_path, monkeypatc
     for x, y in zip(_leaves(full), _leaves(tmp_path / "b"), strict=True):
         np.testing.assert_array_equal(x, y)
     assert _rows(tmp_path / "b") == rows  # seed 1 of the 2-seed job equals it, bit for bit
+    # scalerl evaluate: deterministic episodes of the saved policy
+    result = evaluate_run(full, episodes=2, seed=5)
+    assert list(result.lengths) == [12, 12] and np.all(result.returns < 0)
+    np.testing.assert_array_equal(evaluate_run(full, episodes=2, seed=5).returns, result.returns)
 
 
 def test_replay_restores_observations_and_episode_tallies():
