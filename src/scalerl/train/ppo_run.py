@@ -33,6 +33,7 @@ from scalerl.config_ppo import (
 from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
 from scalerl.errors import ConfigError, ScalerlError
 from scalerl.train import ppo_fused
+from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.logging import Logger
 from scalerl.train.ppo_checkpoint import load_point, save_point, shared_step
 from scalerl.train.resume import clean_partial_writes
@@ -149,6 +150,7 @@ def train_ppo(cfg: PPOTrainConfig) -> list[Path]:
     """Run PPO for every seed of `cfg`; returns the run directories."""
     validate_ppo_train(cfg)
     seeds = seed_list(cfg)
+    enable_compilation_cache()
     if not is_jax_env(cfg.env):
         from scalerl.train.ppo_host import train_host
 
@@ -185,6 +187,7 @@ def resume_ppo(run_dirs: list[Path]) -> list[Path]:
         raise ConfigError("--resume directories must come from one job (same config)")
     for d in run_dirs:
         clean_partial_writes(d)
+    enable_compilation_cache()
     if not is_jax_env(cfgs[0].env):
         from scalerl.train.ppo_host import resume_host
 
