@@ -120,3 +120,26 @@ def test_ppo_sweep_packs_seeds_skips_completed_and_resumes_exactly(tmp_path, cap
             np.testing.assert_array_equal(a, b)
         assert _rows(tmp_path / "ref" / name) == _rows(out / name)
     assert not list(out.glob("*.failed-*"))
+
+
+@pytest.mark.slow
+def test_ppo_sweep_on_the_ray_backend_trains_and_skips(tmp_path):
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray==2.60.0)")
+    from scalerl.sweep import run_sweep
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        spec = SweepSpec.from_options(
+            envs="gymnax:CartPole-v1", seeds="0-1", agents="mlp", algo="ppo", base=TINY,
+            out_dir=tmp_path, name="ray",
+        )  # fmt: skip
+        statuses = run_sweep(spec, backend="ray", retries=0)
+        assert [(s.status, s.job) for s in statuses] == [
+            ("done", "ppo-mlp-gymnax-CartPole-v1-s0-1"),
+            ("done", "ppo-mlp-gymnax-CartPole-v1-s0-1"),
+        ]  # one task trains both seeds, vmapped
+        for s in statuses:
+            assert (tmp_path / "ray" / s.name / "checkpoint.msgpack").is_file()
+        assert [s.status for s in run_sweep(spec, backend="ray")] == ["skipped", "skipped"]
+    finally:
+        ray.shutdown()
