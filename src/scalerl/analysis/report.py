@@ -691,6 +691,9 @@ def write_report(
     from scalerl.analysis.report_extras import extra_sections
 
     sections.append(extra_sections(curves, scores, out, reps, seed))
+    from scalerl.analysis.achievements import achievement_section  # Craftax runs only
+
+    sections.append(achievement_section(runs, out))
     sections.append(_figures_md(_figures(curves, scores, agg, out, reps, seed)))
-    (out / "report.md").write_text("\n\n".join(sections) + "\n")
+    (out / "report.md").write_text("\n\n".join(s for s in sections if s) + "\n")
     return out / "report.md"

@@ -60,6 +60,9 @@ class SweepArgs:
     """Seeds, e.g. 0-4 or 0,3,5 (None: the grid file's, else 0)."""
     agents: tuple[str, ...] | None = None
     """Agent presets (None: the grid file's, else simbav2)."""
+    algo: str | None = None
+    """Algorithm with its own loop: ppo (None: the grid file's, else the off-policy algorithms
+    of scalerl train; sweep those with --set algo=sac,td3)."""
     set: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
     """Swept field, repeatable: --set critic_width=128,256 --set utd=1,2 (values go in names)."""
     base: Annotated[tuple[str, ...], tyro.conf.UseAppendAction] = ()
@@ -96,6 +99,7 @@ def spec_from_args(args: SweepArgs) -> SweepSpec:
     """The grid of `scalerl sweep` options on top of the grid file's."""
     data = load_grid(args.grid) if args.grid else {}
     given = {"envs": args.envs, "seeds": args.seeds, "agents": args.agents, "name": args.name}
+    given["algo"] = args.algo
     data |= {k: v for k, v in given.items() if v is not None}
     data["overrides"] = parse_pairs(data.get("overrides")) | parse_pairs(args.set)
     data["base"] = parse_pairs(data.get("base")) | parse_pairs(args.base)

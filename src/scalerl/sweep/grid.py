@@ -8,6 +8,7 @@ deterministic name and a validated `TrainConfig` (see docs/sweeps.md).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import re
 import types
@@ -27,25 +28,28 @@ from scalerl.config import (
 )
 from scalerl.envs.suites import TASK_LISTS, suite_preset
 from scalerl.errors import ConfigError
+from scalerl.sweep.algos import algo_configs, build_config
 
 RESERVED = ("env", "seed", "seeds", "num_seeds", "name", "run_root", "progress", "agent")
 """TrainConfig/AgentConfig fields a grid sets itself (use `envs`, `seeds`, `agents`)."""
 
-GRID_KEYS = ("name", "out_dir", "envs", "seeds", "agents", "overrides", "base")
+GRID_KEYS = ("name", "out_dir", "envs", "seeds", "agents", "overrides", "base", "algo")
 """Top-level keys of a grid YAML file."""
 
 _NONE = ("none", "null", "~")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
-def _field_types() -> dict[str, tuple[str, Any]]:
+def _field_types(
+    owners: dict[str, type] | None = None, reserved: tuple[str, ...] = RESERVED
+) -> dict[str, tuple[str, Any]]:
     """Override key -> (owner: 'train' | 'agent' | 'plasticity', resolved type)."""
-    owners = {"train": TrainConfig, "agent": AgentConfig, "plasticity": PlasticityConfig}
+    owners = owners or {"train": TrainConfig, "agent": AgentConfig, "plasticity": PlasticityConfig}
     out: dict[str, tuple[str, Any]] = {}
     for owner, cls in owners.items():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            if f.name not in RESERVED and f.name != "plasticity":
+            if f.name not in reserved and f.name != "plasticity":
                 out[f.name] = (owner, hints[f.name])
     return out
 
@@ -54,17 +58,32 @@ FIELDS: dict[str, tuple[str, Any]] = _field_types()
 """Every key a grid may override or fix, with the config that owns it and its type."""
 
 
-def parse_value(key: str, text: str) -> Any:
-    """Parse `text` to the type of config field `key` (int/float/bool/str/Path/Literal/None).
+@functools.cache
+def fields_of(algo: str | None = None) -> dict[str, tuple[str, Any]]:
+    """`FIELDS` of the off-policy algorithms (None) or of an algorithm with its own loop (ppo:
+    the fields of `PPOTrainConfig`, `PPOConfig` and `PlasticityConfig`)."""
+    if algo is None:
+        return FIELDS
+    configs = algo_configs(algo)
+    owners = {"train": configs.train, "agent": configs.agent, "plasticity": PlasticityConfig}
+    return _field_types(owners, (*RESERVED, "algo"))
+
+
+def parse_value(key: str, text: str, algo: str | None = None) -> Any:
+    """Parse `text` to the type of config field `key` (int/float/bool/str/Path/Literal/None) of
+    the configs of `algo` (None: the off-policy algorithms; see `fields_of`).
 
     Raises:
         ConfigError: unknown key (the message lists the valid fields) or unparsable value.
     """
+    fields = fields_of(algo)
     if key in RESERVED:
         raise ConfigError(f"{key!r} is set by the grid itself; use its envs/seeds/agents entries")
-    if key not in FIELDS:
-        raise ConfigError(f"unknown sweep key {key!r}; valid keys: {', '.join(sorted(FIELDS))}")
-    kinds = _kinds(FIELDS[key][1])
+    if key == "algo" and algo is not None:
+        raise ConfigError("'algo' is set by the grid itself; use its algo entry (--algo)")
+    if key not in fields:
+        raise ConfigError(f"unknown sweep key {key!r}; valid keys: {', '.join(sorted(fields))}")
+    kinds = _kinds(fields[key][1])
     if text.strip().lower() in _NONE and type(None) in kinds:
         return None
     for kind in kinds:
@@ -72,7 +91,7 @@ def parse_value(key: str, text: str) -> Any:
             return _parse_as(kind, text.strip())
         except ValueError:
             continue
-    raise ConfigError(f"cannot parse {key}={text!r} as {_type_name(FIELDS[key][1])}")
+    raise ConfigError(f"cannot parse {key}={text!r} as {_type_name(fields[key][1])}")
 
 
 def _kinds(tp: Any) -> list[Any]:
@@ -114,8 +133,9 @@ class RunSpec:
 
     name: str
     """Run directory name under the sweep directory, e.g. mlp-Pendulum-v1-utd=2-s0."""
-    config: TrainConfig
-    """Validated run config (run_root = the sweep directory, one seed, no progress bar)."""
+    config: TrainConfig | Any
+    """Validated run config (run_root = the sweep directory, one seed, no progress bar):
+    a `TrainConfig`, or the run config of the grid's `algo` (`PPOTrainConfig`)."""
     params: dict[str, str]
     """Grid coordinates: env, agent, seed and each override key -> value as written."""
     cell: str = ""
@@ -140,6 +160,9 @@ class SweepSpec:
     """Sweep name: the sweep directory is out_dir/name."""
     out_dir: Path = Path("runs")
     """Directory holding the sweep directory."""
+    algo: str | None = None
+    """Algorithm with its own options and loop (ppo); None: the off-policy algorithms of
+    `scalerl train` (sac by default; sweep them with the `algo` key)."""
 
     def __post_init__(self) -> None:
         _check_spec(self)
@@ -164,11 +187,13 @@ class SweepSpec:
         base: dict[str, Any] | list[str] | tuple[str, ...] | None = None,
         name: str = "sweep",
         out_dir: str | Path = "runs",
+        algo: str | None = None,
     ) -> SweepSpec:
         """Build a grid from loose values, as YAML or the command line give them.
 
         Seeds "0-2" or [0, 1, 2]; overrides ["utd=1,2"] or {"utd": [1, 2]}; base
-        ["env_steps=100000"] or {"env_steps": 100000}; envs and agents a list or "a,b".
+        ["env_steps=100000"] or {"env_steps": 100000}; envs and agents a list or "a,b";
+        algo "ppo" or None.
         """
         return cls(
             envs=_as_tuple(envs),
@@ -180,12 +205,15 @@ class SweepSpec:
             base={k: _text(v) for k, v in parse_pairs(base).items()},
             name=str(name),
             out_dir=Path(out_dir),
+            algo=None if algo is None else str(algo),
         )
 
 
 def _check_spec(spec: SweepSpec) -> None:
     if not spec.envs or not spec.seeds or not spec.agents:
         raise ConfigError("a sweep needs at least one env, one seed and one agent (--envs ...)")
+    if spec.algo is not None:
+        algo_configs(spec.algo)  # unknown algo: ConfigError
     for agent in spec.agents:
         if agent not in AGENTS:
             raise ConfigError(f"unknown agent {agent!r}; choose from {', '.join(AGENTS)}")
@@ -195,9 +223,9 @@ def _check_spec(spec: SweepSpec) -> None:
         if not values or len(set(values)) != len(values):
             raise ConfigError(f"override {key} needs distinct values, got {values}")
         for value in values:
-            parse_value(key, value)
+            parse_value(key, value, spec.algo)
     for key, value in spec.base.items():
-        parse_value(key, value)
+        parse_value(key, value, spec.algo)
     if set(spec.base) & set(spec.overrides):
         raise ConfigError(
             f"keys {sorted(set(spec.base) & set(spec.overrides))} are both swept "
@@ -289,22 +317,27 @@ def expand(spec: SweepSpec) -> list[RunSpec]:
     return runs
 
 
-def cell_name(env: str, agent: str, swept: dict[str, str]) -> str:
-    """<agent>-<env>-<key>=<value>-...: the name of one (environment, configuration) cell."""
-    parts = [agent, env] + [f"{k}={v}" for k, v in swept.items()]
+def cell_name(env: str, agent: str, swept: dict[str, str], algo: str | None = None) -> str:
+    """[<algo>-]<agent>-<env>-<key>=<value>-...: the name of one (environment, configuration)
+    cell (the algo prefix for algorithms with their own loop, e.g. ppo)."""
+    parts = ([algo] if algo else []) + [agent, env] + [f"{k}={v}" for k, v in swept.items()]
     return "-".join(re.sub(r"[^A-Za-z0-9_.=-]+", "-", p) for p in parts)
 
 
-def run_name(env: str, agent: str, seed: int, swept: dict[str, str]) -> str:
-    """<agent>-<env>-<key>=<value>-...-s<seed>, with characters safe for a directory name."""
-    return f"{cell_name(env, agent, swept)}-s{seed}"
+def run_name(
+    env: str, agent: str, seed: int, swept: dict[str, str], algo: str | None = None
+) -> str:
+    """[<algo>-]<agent>-<env>-<key>=<value>-...-s<seed>, characters safe for a directory name."""
+    return f"{cell_name(env, agent, swept, algo)}-s{seed}"
 
 
 def _run_spec(spec: SweepSpec, env: str, agent: str, seed: int, swept: dict[str, str]) -> RunSpec:
-    values = {k: parse_value(k, v) for k, v in (spec.base | swept).items()}
+    values = {k: parse_value(k, v, spec.algo) for k, v in (spec.base | swept).items()}
     groups: dict[str, dict[str, Any]] = {"train": {}, "agent": {}, "plasticity": {}}
     for key, value in values.items():
-        groups[FIELDS[key][0]][key] = value
+        groups[fields_of(spec.algo)[key][0]][key] = value
+    if spec.algo is not None:
+        return _separate_run_spec(spec, env, agent, seed, swept, groups)
     preset = agent_preset(agent)
     plasticity = dataclasses.replace(preset.plasticity, **groups["plasticity"])
     agent_cfg = dataclasses.replace(preset, plasticity=plasticity, **groups["agent"])
@@ -315,3 +348,15 @@ def _run_spec(spec: SweepSpec, env: str, agent: str, seed: int, swept: dict[str,
     suite_preset(env)
     params = {"env": env, "agent": agent, "seed": str(seed)} | swept
     return RunSpec(name=name, config=cfg, params=params, cell=cell_name(env, agent, swept))
+
+
+def _separate_run_spec(
+    spec: SweepSpec, env: str, agent: str, seed: int, swept: dict[str, str], groups: dict
+) -> RunSpec:
+    """The run of an algorithm with its own loop (`spec.algo`, e.g. ppo)."""
+    name = run_name(env, agent, seed, swept, spec.algo)
+    fixed = {"run_root": spec.sweep_dir, "progress": False, "seeds": None, "num_seeds": 1}
+    cfg = build_config(str(spec.algo), env, agent, seed, groups, fixed | {"name": name})
+    params = {"algo": str(spec.algo), "env": env, "agent": agent, "seed": str(seed)} | swept
+    cell = cell_name(env, agent, swept, spec.algo)
+    return RunSpec(name=name, config=cfg, params=params, cell=cell)

@@ -12,6 +12,9 @@ its seeds is
 - otherwise *fresh*: a leftover directory is set aside to `<run>.failed-<k>` and the seeds train
   from scratch together with `scalerl.train.loop.train_seeds`.
 
+Runs of an algorithm with its own loop (PPO, `sweep.algos`) train with its functions
+(`train_ppo`, `resume_ppo`); their resume points have the same layout.
+
 Each group writes `DONE` into its seeds' directories as soon as it returns.
 """
 
@@ -26,6 +29,7 @@ from pathlib import Path
 
 from scalerl.config import TrainConfig
 from scalerl.errors import CheckpointError, ScalerlError
+from scalerl.sweep import algos
 from scalerl.sweep.grid import RunSpec
 from scalerl.sweep.packing import Job, seed_text
 
@@ -45,6 +49,8 @@ class Trainer:
     def train_fresh(self, cfg: TrainConfig) -> list[Path]:
         if self.fresh is not None:
             return self.fresh(cfg)
+        if algos.is_separate(cfg):  # e.g. PPO: its own loop
+            return algos.train_fresh(cfg)
         from scalerl.train.loop import train_seeds
 
         return train_seeds(cfg)
@@ -52,6 +58,8 @@ class Trainer:
     def train_resume(self, run_dirs: list[Path]) -> list[Path]:
         if self.resume is not None:
             return self.resume(run_dirs)
+        if algos.saved_algo(run_dirs[0]) in algos.SEPARATE_ALGOS:
+            return algos.train_resume(run_dirs)
         from scalerl.train.loop import resume
 
         return resume(run_dirs)
@@ -111,7 +119,8 @@ def _own_config(run: RunSpec) -> bool:
         saved = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return saved == json.loads(json.dumps(config_to_dict(resolve(run.config))))
+    cfg = run.config if algos.is_separate(run.config) else resolve(run.config)
+    return saved == json.loads(json.dumps(config_to_dict(cfg)))
 
 
 def resume_groups(runs: list[RunSpec]) -> list[tuple[list[RunSpec], int]]:

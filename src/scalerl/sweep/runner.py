@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from scalerl.errors import ScalerlError
+from scalerl.sweep.algos import default_seeds_per_process
 from scalerl.sweep.grid import RunSpec, SweepSpec, expand
 from scalerl.sweep.jobs import (
     DONE_NAME,
@@ -292,6 +293,8 @@ def run_sweep(
         raise ScalerlError(f"--retries must be >= 0, got {retries}")
     if backend not in ("local", "ray"):
         raise ScalerlError(f"unknown backend {backend!r}; choose local or ray")
+    if seeds_per_process is None:  # PPO's host loop trains packed seeds one after the other
+        seeds_per_process = default_seeds_per_process([r.config for r in runs])
     spec.sweep_dir.mkdir(parents=True, exist_ok=True)
     with SweepLock(spec.sweep_dir):
         todo, statuses = split_done(runs)

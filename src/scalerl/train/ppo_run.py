@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,11 @@ from scalerl.config_ppo import (
 from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
 from scalerl.errors import ConfigError, ScalerlError
 from scalerl.train import ppo_fused
-from scalerl.train.checkpoint import load_checkpoint, save_checkpoint
+from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.logging import Logger
-from scalerl.train.setup import CHECKPOINT_NAME, CONFIG_NAME, config_to_dict, safe_name
+from scalerl.train.ppo_checkpoint import load_point, save_point, shared_step
+from scalerl.train.resume import clean_partial_writes
+from scalerl.train.setup import CONFIG_NAME, config_to_dict, safe_name
 
 DESCRIPTION = (
     "Train PPO (Schulman et al. 2017). JAX-native ids (gymnax:<id>, "
@@ -147,49 +150,72 @@ def train_ppo(cfg: PPOTrainConfig) -> list[Path]:
     """Run PPO for every seed of `cfg`; returns the run directories."""
     validate_ppo_train(cfg)
     seeds = seed_list(cfg)
+    enable_compilation_cache()
     if not is_jax_env(cfg.env):
         from scalerl.train.ppo_host import train_host
 
-        if len(seeds) > 1:
-            raise ConfigError(
-                "--seeds with a Gymnasium id is not supported by PPO's host loop; "
-                "run one seed per process or use a gymnax:/craftax: id"
-            )
-        return train_host(cfg, seeds[0])
+        return train_host(cfg, seeds)
     env = make_jax_env(cfg.env)
     dirs = seed_run_dirs(cfg, seeds)
     for d, s in zip(dirs, seeds, strict=True):
-        write_ppo_config(d, dataclasses.replace(cfg, seed=s, seeds=None, num_seeds=1))
+        write_ppo_config(d, seed_config(cfg, s, d))
     agent = build(cfg, env)
     states, carries = ppo_fused.init_seeds(agent, env, seeds)
     FusedRun(cfg, env, agent, dirs, seeds).run(states, carries, 0)
     return dirs
 
 
+def seed_config(cfg: PPOTrainConfig, seed: int, run_dir: Path) -> PPOTrainConfig:
+    """The single-seed config of one seed's run directory (named after the directory)."""
+    return dataclasses.replace(cfg, seed=seed, seeds=None, num_seeds=1, name=run_dir.name)
+
+
 def resume_ppo(run_dirs: list[Path]) -> list[Path]:
-    """Continue fused PPO runs (the seed directories of one job) from their checkpoints."""
+    """Continue PPO runs exactly from their newest resume points (see docs/agents/ppo.md).
+
+    Several directories of a JAX-native id must be the seeds of one job (vmapped together);
+    those of a Gymnasium id are continued one after the other. A run killed before its first
+    resume point starts again from step 0 (the same result, exactly).
+
+    Raises:
+        ScalerlError: not PPO runs, runs of different jobs, or unusable checkpoints.
+    """
+    run_dirs = [Path(d) for d in run_dirs]
     cfgs = [read_ppo_config(d) for d in run_dirs]
-    base = dataclasses.replace(cfgs[0], seed=0)
-    if any(dataclasses.replace(c, seed=0, name=None) != dataclasses.replace(base, name=None)
-           for c in cfgs):  # fmt: skip
+    same = [dataclasses.replace(c, seed=0, name=None) for c in cfgs]
+    if any(c != same[0] for c in same):
         raise ConfigError("--resume directories must come from one job (same config)")
-    if not is_jax_env(base.env):
-        raise ConfigError("resume is available for gymnax:/craftax: PPO runs only")
-    seeds = [c.seed for c in cfgs]
+    for d in run_dirs:
+        clean_partial_writes(d)
+    enable_compilation_cache()
+    if not is_jax_env(cfgs[0].env):
+        from scalerl.train.ppo_host import resume_host
+
+        return resume_host(run_dirs)
+    base, seeds = cfgs[0], [c.seed for c in cfgs]
     env = make_jax_env(base.env)
     agent = build(base, env)
     template = ppo_fused.init_seeds(agent, env, seeds)
-    trees, iteration = [], None
+    step = shared_step(run_dirs)
+    if step is None:
+        _restart_note(run_dirs)
+        FusedRun(base, env, agent, run_dirs, seeds).run(*template, 0, resuming=True)
+        return run_dirs
+    trees, iteration = [], 0
     for i, d in enumerate(run_dirs):
         one = jax.tree_util.tree_map(lambda x, i=i: x[i], template)
-        tree, meta = load_checkpoint(d / CHECKPOINT_NAME, one)
-        trees.append(tree)
-        if iteration not in (None, meta["iteration"]):
-            raise ConfigError("--resume directories were checkpointed at different iterations")
+        tree, meta = load_point(d, step, lambda _, one=one: {"state": one[0], "carry": one[1]})
+        trees.append((tree["state"], tree["carry"]))
         iteration = meta["iteration"]
     states, carries = jax.tree_util.tree_map(lambda *xs: jax.device_put(np.stack(xs)), *trees)
-    FusedRun(base, env, agent, list(run_dirs), seeds).run(states, carries, iteration)
-    return list(run_dirs)
+    FusedRun(base, env, agent, run_dirs, seeds).run(states, carries, iteration, resuming=True)
+    return run_dirs
+
+
+def _restart_note(run_dirs: list[Path]) -> None:
+    for d in run_dirs:
+        print(f"scalerl: {d} has no resume checkpoint yet; restarting it from step 0",
+              file=sys.stderr)  # fmt: skip
 
 
 def build(cfg: PPOTrainConfig, env: JaxEnv) -> PPO:
@@ -208,11 +234,12 @@ class FusedRun:
     dirs: list[Path]
     seeds: list[int]
 
-    def run(self, states: Any, carries: Any, start: int) -> None:
-        """Iterations start..num_iterations; log and checkpoint between chunks."""
+    def run(self, states: Any, carries: Any, start: int, resuming: bool = False) -> None:
+        """Iterations start..num_iterations; log and checkpoint between chunks. `resuming`:
+        the run directories exist (metrics logged after iteration `start` are dropped)."""
         cfg, total = self.cfg, num_iterations(self.cfg)
         batch = cfg.agent.batch_size
-        resume_step = start * batch if start else None
+        resume_step = start * batch if resuming else None
         loggers = open_loggers(cfg, self.dirs, self.seeds, resume_step)
         chunks: dict[int, Any] = {}
         done, last_ckpt = start, start
@@ -246,10 +273,12 @@ class FusedRun:
                 print(progress_line(self.seeds[i], env_step, summary))
 
     def _checkpoint(self, states: Any, carries: Any, iteration: int) -> None:
+        """Every seed's resume point {"state", "carry"} and agent checkpoint."""
         for i, d in enumerate(self.dirs):
-            tree = jax.tree_util.tree_map(lambda x, i=i: np.asarray(x[i]), (states, carries))
+            pair = (states, carries)
+            state, carry = jax.tree_util.tree_map(lambda x, i=i: np.asarray(x[i]), pair)
             meta = {"iteration": iteration, "env_step": iteration * self.cfg.agent.batch_size}
-            save_checkpoint(d / CHECKPOINT_NAME, tree, meta | {"algo": "ppo"})
+            save_point(d, state, {"state": state, "carry": carry}, meta)
 
 
 def progress_line(seed: int, env_step: int, summary: dict[str, float]) -> str:

@@ -1,0 +1,47 @@
+"""`scalerl evaluate` on PPO runs (fused and host loop): deterministic episodes, mean/std."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from scalerl.cli import main
+from scalerl.config_ppo import PPOConfig, PPOTrainConfig
+from scalerl.errors import ConfigError
+from scalerl.train.evaluate import evaluate_run
+
+AGENT = PPOConfig(
+    actor_width=8, value_width=8, num_envs=2, num_steps=8, num_minibatches=2, update_epochs=1
+)
+
+
+def _fresh_run(tmp_path, env: str):
+    """A PPO run directory holding an untrained agent (what training writes, minus training)."""
+    import jax
+
+    from scalerl.envs.jax_envs import make_jax_env
+    from scalerl.train.ppo_checkpoint import save_point
+    from scalerl.train.ppo_run import build, write_ppo_config
+
+    cfg = PPOTrainConfig(env=env, seed=3, run_root=tmp_path, name="run", agent=AGENT)
+    run = tmp_path / "run"
+    run.mkdir()
+    write_ppo_config(run, cfg)
+    state = build(cfg, make_jax_env(env)).init(jax.random.PRNGKey(3))
+    save_point(run, state, {}, {"iteration": 0, "env_step": 0})
+    return run
+
+
+def test_evaluate_fused_run_is_deterministic_and_cartpole_return_is_its_length(tmp_path, capsys):
+    run = _fresh_run(tmp_path, "gymnax:CartPole-v1")
+    assert main(["evaluate", str(run), "--episodes", "4"]) == 0
+    out = capsys.readouterr().out
+    result = evaluate_run(run, episodes=4)
+    np.testing.assert_array_equal(result.returns, result.lengths)  # reward 1 per step
+    assert len(result.returns) == 4 and result.lengths.min() >= 8  # no pole falls in < 8 steps
+    mean, std = np.mean(result.returns), np.std(result.returns)
+    assert re.search(rf"return {mean:.1f} \+- {std:.1f} over 4 episodes", out), out
+    with pytest.raises(ConfigError, match="episodes"):
+        evaluate_run(run, episodes=0)
