@@ -75,7 +75,7 @@ def qnet_spec(cfg: DQNConfig) -> QNetSpec:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DQN:
     """A DQN agent's static parts and its pure functions. Build with `make_dqn`."""
 
