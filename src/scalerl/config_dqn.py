@@ -20,7 +20,6 @@ Three presets, picked from the environment id unless --preset says otherwise:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal

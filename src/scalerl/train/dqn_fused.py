@@ -81,9 +81,7 @@ def collect(
         st = st.replace(rng=rng, env_steps=st.env_steps + obs.shape[0])
         return (st, LoopCarry(ec, buffer)), stats
 
-    (state, carry), stats = jax.lax.scan(
-        step, (state, carry), None, length=agent.cfg.train_every
-    )
+    (state, carry), stats = jax.lax.scan(step, (state, carry), None, length=agent.cfg.train_every)
     return state, carry, jax.tree_util.tree_map(jnp.sum, stats)
 
 
