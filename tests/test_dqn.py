@@ -114,6 +114,7 @@ def test_hare_tortoise_resets_the_hare_every_r_updates() -> None:
     two, _ = _learn(agent)(one, _batches(agent, 1, key=1))
     for k, v in _flat(two.net.params).items():
         np.testing.assert_array_equal(v, _flat(two.extras["tortoise"])[k])
+        np.testing.assert_array_equal(v, _flat(two.target)[k])
 
 
 def test_redo_recycles_a_dead_conv_channel() -> None:

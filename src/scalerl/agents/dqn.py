@@ -36,7 +36,7 @@ from scalerl.agents.state import NetState, apply_gradients, polyak
 from scalerl.buffers.vec_replay import NStepBatch
 from scalerl.config_dqn import DQNConfig
 from scalerl.metrics.health import collect_features, network_health
-from scalerl.plasticity import redo
+from scalerl.plasticity import hare_tortoise, redo
 from scalerl.plasticity.roles import label_params
 
 Metrics = dict[str, jax.Array]
@@ -186,6 +186,11 @@ class DQN:
             net = net.replace(params=params)
         updates = state.updates + 1
         target = self.update_target(state.target, net.params, updates)
+        if pc.hare_tortoise:  # the target follows the hare's reset to the tortoise (eq. 7)
+            due = hare_tortoise.reset_due(state.updates, pc.ht_reset_every)
+            target = jax.tree_util.tree_map(
+                lambda t, h: jnp.where(due, h, t), target, extras["tortoise"]
+            )
         return state.replace(net=net, target=target, updates=updates, extras=extras), info
 
     def update_target(self, target: Any, params: Any, updates: jax.Array) -> Any:
