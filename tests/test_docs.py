@@ -25,8 +25,8 @@ INTERNAL = re.compile(r"\bspec\b\W{0,3}(§|\d)|\.\./shared|shared/(spec|referenc
 STUBBED = {"train", "evaluate", "plot", "plasticity", "sweep", "report", "offline", "dataset",
            "envs", "simplicity"}  # fmt: skip
 """Commands whose back-ends the `stubs` fixture replaces (others would do real work)."""
-HELP = ["train", "train --algo ppo", "train --algo dqn", "evaluate", "plot", "plasticity", "sweep", "report",
-        "offline", "dataset export", "dataset collect", "envs", "simplicity"]  # fmt: skip
+HELP = ["train", "train --algo ppo", "train --algo dqn", "evaluate", "plot", "plasticity",
+        "sweep", "report", "offline", "dataset export", "dataset collect", "envs", "simplicity"]  # fmt: skip
 
 
 def doc_commands() -> list[tuple[str, str]]:
