@@ -26,7 +26,8 @@ STUBBED = {"train", "evaluate", "plot", "plasticity", "sweep", "report", "offlin
            "envs", "simplicity"}  # fmt: skip
 """Commands whose back-ends the `stubs` fixture replaces (others would do real work)."""
 HELP = ["train", "train --algo ppo", "train --algo dqn", "evaluate", "plot", "plasticity",
-        "sweep", "report", "offline", "dataset export", "dataset collect", "envs", "simplicity"]  # fmt: skip
+        "sweep", "report", "offline", "dataset export", "dataset collect", "envs",
+        "simplicity"]  # fmt: skip
 
 
 def doc_commands() -> list[tuple[str, str]]:
