@@ -97,6 +97,29 @@ def empty_buffer(agent: DQN, venv: gym.vector.VectorEnv) -> VecReplay:
                                                         zeros, zeros, obs))  # fmt: skip
 
 
+def collect(
+    fns: HostFns,
+    state: DQNState,
+    buffer: VecReplay,
+    venv,
+    obs: np.ndarray,
+    tally: Tally,
+    steps: int,
+) -> tuple[DQNState, VecReplay, np.ndarray]:
+    """`steps` ε-greedy vector steps, each written to the replay and tallied (game scores)."""
+    for _ in range(steps):
+        state, action = fns.act(state, obs)
+        action = np.asarray(action)
+        next_obs, reward, term, trunc, info = venv.step(action)
+        reward = np.asarray(reward, np.float32)
+        step = Step(obs, action, reward, term.astype(np.float32), trunc.astype(np.float32),
+                    final_observations(next_obs, info))  # fmt: skip
+        buffer = fns.add(buffer, jax.tree_util.tree_map(jnp.asarray, step))
+        tally.add(game_scores(reward, info), term | trunc)
+        obs = next_obs
+    return state, buffer, obs
+
+
 def train_host(cfg: DQNTrainConfig, seed: int) -> list[Path]:
     """One seed of DQN on an ale: or Gymnasium id; returns its run directory."""
     from scalerl.train.dqn_run import open_loggers, run_dirs, write_dqn_config
@@ -138,15 +161,7 @@ def _loop(cfg: DQNTrainConfig, agent: DQN, venv, seed: int, logger, run_dir: Pat
     steps = cfg.agent.steps_per_round
     t0, sums, count = time.perf_counter(), {}, 0
     for r in range(1, total + 1):
-        for _ in range(cfg.agent.train_every):
-            state, action = fns.act(state, obs)
-            action = np.asarray(action)
-            next_obs, reward, term, trunc, info = venv.step(action)
-            step = Step(obs, action, np.asarray(reward, np.float32), term.astype(np.float32),
-                        trunc.astype(np.float32), final_observations(next_obs, info))  # fmt: skip
-            buffer = fns.add(buffer, jax.tree_util.tree_map(jnp.asarray, step))
-            tally.add(game_scores(np.asarray(reward, np.float32), info), term | trunc)
-            obs = next_obs
+        state, buffer, obs = collect(fns, state, buffer, venv, obs, tally, cfg.agent.train_every)
         if r > warm:
             state, metrics = fns.learn(state, buffer)
             for k, v in jax.device_get(metrics).items():
