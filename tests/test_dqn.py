@@ -78,8 +78,8 @@ def test_polyak_target() -> None:
 @pytest.mark.parametrize(
     "cfg",
     [
-        dataclasses.replace(CONV, dueling=True, num_atoms=11, double=True, n_step=3),
-        DQNConfig(width=16, depth=1, batch_size=8, dueling=True, loss="huber"),
+        DQNConfig(width=8, depth=1, batch_size=8, dueling=True, num_atoms=11, double=True),
+        DQNConfig(width=8, depth=1, batch_size=8, dueling=True, loss="huber"),
     ],
 )
 def test_heads_learn_finite(cfg: DQNConfig) -> None:
@@ -156,3 +156,31 @@ def test_presets_and_validation() -> None:
         validate_dqn(DQNConfig(kind="none"))
     with pytest.raises(ConfigError, match="n_step"):
         validate_dqn(DQNConfig(buffer_capacity=4, n_step=5))
+
+
+def test_full_reset_and_health_on_conv() -> None:
+    pc = PlasticityConfig(reset="full", reset_every=2)
+    agent = _agent(dataclasses.replace(CONV, plasticity=pc))
+    state = agent.init(jax.random.key(0))
+    new, _ = _learn(agent)(state, _batches(agent, 2))
+    for p, f in zip(
+        jax.tree.leaves(new.net.params), jax.tree.leaves(state.extras["fresh"].params), strict=True
+    ):
+        np.testing.assert_array_equal(p, f)
+    batch = jax.tree.map(lambda x: x[0], _batches(agent, 1))
+    health = jax.jit(agent.health)(new, batch)
+    assert "health/q/dormant_0.1/torso/features_conv_0" in health
+    assert np.isfinite(float(health["health/q/srank"]))
+
+
+def test_kron_l2_init_and_shrink_perturb_run() -> None:
+    pc = PlasticityConfig(l2_init=1e-2, reset="shrink_perturb", reset_every=1)
+    cfg = DQNConfig(width=8, depth=1, batch_size=8, optimizer="kron", plasticity=pc)
+    agent = _agent(cfg, (5,))
+    new, info = _learn(agent)(agent.init(jax.random.key(0)), _batches(agent, 2))
+    assert all(np.isfinite(float(v)) for v in info.values())
+    assert int(new.updates) == 2 and "init" in new.extras
+    moved = jax.tree.map(lambda p: p + 1.0, new.net.params)  # the L2-init term: 1e-2 per weight
+    batch = jax.tree.map(lambda x: x[0], _batches(agent, 1))
+    total, parts = agent.loss(moved, new, batch)
+    assert float(total - parts["train/td_loss"]) > 0.0

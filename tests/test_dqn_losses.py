@@ -54,20 +54,21 @@ def _filled_buffer():
         jnp.zeros((2, 1)), jnp.zeros((2,), jnp.int32), jnp.zeros((2,)), jnp.zeros((2,)),
         jnp.zeros((2,)), jnp.zeros((2, 1)),
     )  # fmt: skip
-    buf = vec_replay_init(8, example)
+    buf, add = vec_replay_init(8, example), jax.jit(vec_replay_add)
     for t in range(4):
         obs = jnp.array([[10.0 * t], [10.0 * t + 1]])
         term = jnp.array([float(t == 1), 0.0])
         trunc = jnp.array([0.0, float(t == 2)])
         reward = jnp.array([t + 1.0, 10.0 * (t + 1)])
         step = Step(obs, jnp.array([t, t]), reward, term, trunc, obs + 100.0)
-        buf = vec_replay_add(buf, step)
+        buf = add(buf, step)
     return buf
 
 
 def test_replay_nstep_never_crosses_an_episode_end() -> None:
     """n = 3, gamma = 0.5: starts t in {0, 1} (two written successors) and both envs."""
-    batch = vec_replay_sample(_filled_buffer(), jax.random.key(0), 256, n_step=3, gamma=0.5)
+    sample = jax.jit(vec_replay_sample, static_argnums=(2, 3, 4))
+    batch = sample(_filled_buffer(), jax.random.key(0), 256, 3, 0.5)
     expected = {  # start obs -> (reward, discount, next obs, terminated)
         0.0: (1 + 0.5 * 2, 0.25, 110.0, 1.0),  # env 0: ends by termination at t=1
         10.0: (2.0, 0.5, 110.0, 1.0),
@@ -88,16 +89,16 @@ def _logits(probs: list[list[float]]) -> jax.Array:
     return jnp.log(jnp.array(probs))[None]
 
 
+C51_TARGET = jax.jit(dl.c51_target, static_argnums=(5, 6))
+
+
 def test_c51_projection_by_hand() -> None:
-    """Support (-1, 0, 1); atoms r + g z = (0, 0.5, 1) split 0.5 onto the bins 0 and 1."""
+    """Support (-1, 0, 1); atoms r + g z = (0, 0.5, 1): the middle one splits 0.15 / 0.15."""
     logits = _logits([[0.2, 0.3, 0.5], [0.2, 0.3, 0.5]])
-    target = dl.c51_target(
-        jnp.array([0.5]), jnp.array([0.5]), jnp.array([0.0]), logits, logits, False, 1.0
-    )
+    half = jnp.array([0.5])
+    target = C51_TARGET(half, half, jnp.array([0.0]), logits, logits, False, 1.0)
     np.testing.assert_allclose(target, [[0.0, 0.35, 0.65]], atol=1e-6)
-    ended = dl.c51_target(
-        jnp.array([0.5]), jnp.array([0.5]), jnp.array([1.0]), logits, logits, False, 1.0
-    )
+    ended = C51_TARGET(half, half, jnp.array([1.0]), logits, logits, False, 1.0)
     np.testing.assert_allclose(ended, [[0.0, 0.5, 0.5]], atol=1e-6)
 
 
@@ -106,5 +107,5 @@ def test_c51_double_picks_the_online_action() -> None:
     target = _logits([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]])
     online = _logits([[0.1, 0.2, 0.7], [0.7, 0.2, 0.1]])
     args = (jnp.array([0.0]), jnp.array([1.0]), jnp.array([0.0]), target, online)
-    np.testing.assert_allclose(dl.c51_target(*args, True, 1.0), [[0.7, 0.2, 0.1]], atol=1e-6)
-    np.testing.assert_allclose(dl.c51_target(*args, False, 1.0), [[0.1, 0.2, 0.7]], atol=1e-6)
+    np.testing.assert_allclose(C51_TARGET(*args, True, 1.0), [[0.7, 0.2, 0.1]], atol=1e-6)
+    np.testing.assert_allclose(C51_TARGET(*args, False, 1.0), [[0.1, 0.2, 0.7]], atol=1e-6)
