@@ -109,3 +109,20 @@ def test_c51_double_picks_the_online_action() -> None:
     args = (jnp.array([0.0]), jnp.array([1.0]), jnp.array([0.0]), target, online)
     np.testing.assert_allclose(C51_TARGET(*args, True, 1.0), [[0.7, 0.2, 0.1]], atol=1e-6)
     np.testing.assert_allclose(C51_TARGET(*args, False, 1.0), [[0.1, 0.2, 0.7]], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_minatar_replay_stores_bool_frames() -> None:
+    from scalerl.agents.dqn import make_dqn
+    from scalerl.config_dqn import DQNConfig
+    from scalerl.envs.jax_envs import make_jax_env
+    from scalerl.train.dqn_fused import frame_shape, loop_init
+
+    env = make_jax_env("gymnax:Breakout-MinAtar")
+    cfg = DQNConfig(torso="minatar", kind="none", buffer_capacity=8)
+    agent = make_dqn(cfg, frame_shape(env), env.num_actions)
+    carry = loop_init(agent, env, jax.random.key(0))
+    assert frame_shape(env) == (10, 10, 4) and carry.buffer.data.obs.dtype == jnp.bool_
+    obs = carry.env.obs.astype(jnp.bool_)
+    q = agent.q_values(agent.init(jax.random.key(1)).net.params, obs)
+    assert q.shape == (1, env.num_actions) and bool(jnp.all(jnp.isfinite(q)))

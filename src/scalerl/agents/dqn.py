@@ -89,7 +89,10 @@ class DQN:
     # ------------------------------------------------------------------ network
 
     def frames(self, obs: jax.Array) -> jax.Array:
-        """Observations (B, ...) in the network's input shape (flat gymnax obs -> frames)."""
+        """Observations (B, ...) in the network's input shape (flat gymnax obs -> frames);
+        bool observations (MinAtar in the replay) become float32."""
+        if obs.dtype == jnp.bool_:
+            obs = obs.astype(jnp.float32)
         if self.cfg.torso is None:
             return obs.reshape((obs.shape[0], -1))
         return obs.reshape((obs.shape[0], *self.obs_shape))

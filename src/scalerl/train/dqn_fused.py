@@ -46,14 +46,20 @@ def frame_shape(env: JaxEnv) -> tuple[int, ...]:
     return tuple(int(d) for d in space.shape) or (env.obs_dim,)
 
 
+def storage_dtype(env: JaxEnv) -> jnp.dtype:
+    """Replay dtype of observations: bool for MinAtar's binary channels (Young & Tian 2019
+    §2; a quarter of float32's memory), float32 otherwise."""
+    return jnp.bool_ if env.env_id.endswith("-MinAtar") else jnp.float32
+
+
 def loop_init(agent: DQN, env: JaxEnv, key: jax.Array) -> LoopCarry:
     """N fresh episodes and an empty replay buffer."""
     n = agent.cfg.num_envs
     ec = env_init(env, key, n)
+    obs = ec.obs.astype(storage_dtype(env))
     example = Step(
-        ec.obs, jnp.zeros((n,), jnp.int32), jnp.zeros((n,)), jnp.zeros((n,)),
-        jnp.zeros((n,)), ec.obs,
-    )  # fmt: skip
+        obs, jnp.zeros((n,), jnp.int32), jnp.zeros((n,)), jnp.zeros((n,)), jnp.zeros((n,)), obs
+    )
     return LoopCarry(ec, vec_replay_init(buffer_rows(agent.cfg), example))
 
 
