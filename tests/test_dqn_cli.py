@@ -72,3 +72,12 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     assert main(["train", "--algo", "dqn", "--preset", "nope"]) == 2
     assert main(["train", *TINY, "--env", "gymnax:Pendulum-v1", "--run-root", str(tmp_path)]) == 2
     assert "discrete" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_vmapped_seed_equals_the_single_seed_run(tmp_path):
+    args = [*TINY, "--no-health", "--run-root", str(tmp_path)]
+    assert main(["train", *args, "--name", "pair", "--seeds", "0,1"]) == 0
+    assert main(["train", *args, "--name", "one", "--seed", "1"]) == 0
+    for a, b in zip(_leaves(tmp_path / "pair-s1"), _leaves(tmp_path / "one"), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
