@@ -149,7 +149,8 @@ def train_host(cfg: DQNTrainConfig, seed: int) -> list[Path]:
 
 
 def _loop(cfg: DQNTrainConfig, agent: DQN, venv, seed: int, logger, run_dir: Path) -> None:
-    """Rounds of `train_every` vector steps and `utd` updates; log; checkpoint at the end."""
+    """Rounds of `train_every` vector steps and `utd` updates; log; save the agent state at
+    the end (without the replay, which would be gigabytes of Atari frames)."""
     from scalerl.train.dqn_run import progress_line
 
     fns = host_fns(agent)
@@ -179,7 +180,7 @@ def _loop(cfg: DQNTrainConfig, agent: DQN, venv, seed: int, logger, run_dir: Pat
                 print(progress_line(seed, r * steps, summary))
             t0, sums, count = time.perf_counter(), {}, 0
     meta = {"round": total, "env_step": total * steps, "algo": "dqn"}
-    save_checkpoint(run_dir / CHECKPOINT_NAME, {"state": state, "buffer": buffer}, meta)
+    save_checkpoint(run_dir / CHECKPOINT_NAME, {"state": state}, meta)  # no replay: no resume
 
 
 def resume_host(cfg: DQNTrainConfig, run_dir: Path) -> list[Path]:
