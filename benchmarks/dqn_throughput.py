@@ -56,16 +56,16 @@ def host_rate(env_id: str, rounds: int) -> float:
     shape = tuple(venv.single_observation_space.shape)
     agent = make_dqn(agent_cfg, shape, int(venv.single_action_space.n))
     fns = dqn_host.host_fns(agent)
-    state, buffer = agent.init(jax.random.PRNGKey(0)), dqn_host.empty_buffer(agent, venv)
+    state, replay = agent.init(jax.random.PRNGKey(0)), dqn_host.empty_replay(agent, venv)
     obs, _ = venv.reset(seed=0)
     tally = Tally(np.zeros(1), np.zeros(1))
-    state, buffer, obs = dqn_host.collect(fns, state, buffer, venv, obs, tally, 64)
-    state, m = fns.learn(state, buffer)  # compile + warm-up
+    state, replay, obs = dqn_host.collect(fns, state, replay, venv, obs, tally, 64)
+    state, _, m = fns.learn(state, *replay)  # compile + warm-up
     jax.block_until_ready(m)
     start = time.perf_counter()
     for _ in range(rounds):
-        state, buffer, obs = dqn_host.collect(fns, state, buffer, venv, obs, tally, 4)
-        state, m = fns.learn(state, buffer)
+        state, replay, obs = dqn_host.collect(fns, state, replay, venv, obs, tally, 4)
+        state, _, m = fns.learn(state, *replay)
     jax.block_until_ready(m)
     venv.close()
     return rounds * agent_cfg.steps_per_round / (time.perf_counter() - start)

@@ -76,6 +76,16 @@ class DQNConfig:
     """Transitions per gradient update."""
     learning_starts: int = 10_000
     """Environment steps collected before the first update."""
+    prioritized: bool = False
+    """Proportional prioritised replay (Schaul et al. 2016); off: uniform sampling."""
+    per_alpha: float = 0.5
+    """Priority exponent alpha (0.5 in Rainbow, Hessel et al. 2018, Table 1)."""
+    per_beta: float = 0.4
+    """Initial importance-sampling exponent beta, annealed linearly to 1 (Rainbow: 0.4)."""
+    per_beta_steps: int = 500_000
+    """Environment steps over which beta reaches 1."""
+    per_eps: float = 1e-6
+    """Added to every new priority so no transition becomes unreachable."""
     num_envs: int = 1
     """Parallel environments."""
     train_every: int = 10
@@ -217,6 +227,8 @@ def validate_dqn(cfg: DQNConfig) -> None:
         raise ConfigError("eps_decay_steps, learning_starts, weight_decay, max_grad_norm >= 0")
     if cfg.weight_decay > 0 and cfg.optimizer == "adam":
         raise ConfigError("weight_decay > 0 needs --optimizer adamw (or kron)")
+    if not (0.0 <= cfg.per_alpha <= 1.0 and 0.0 <= cfg.per_beta <= 1.0 and cfg.per_eps > 0):
+        raise ConfigError("per_alpha and per_beta must be in [0, 1] and per_eps > 0")
     if buffer_rows(cfg) < cfg.n_step:
         raise ConfigError("buffer_capacity / num_envs must be at least n_step; raise the buffer")
     validate_plasticity(cfg.plasticity, "mlp" if cfg.kind == "none" else cfg.kind)

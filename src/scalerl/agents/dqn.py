@@ -42,6 +42,8 @@ from scalerl.plasticity.roles import label_params
 Metrics = dict[str, jax.Array]
 NET = "q"
 """Name of the Q network in `DQNState.net.params` ({"q": QNetwork params})."""
+PRIORITY = "replay/priority"
+"""Key of the new replay priorities in `learn`'s metrics (prioritised replay only)."""
 
 
 @flax.struct.dataclass
@@ -171,12 +173,17 @@ class DQN:
         y = self.target_of(params, state.target, batch)
         out = dl.select_action(self.outputs(params, batch.obs), batch.action.astype(jnp.int32))
         if self.cfg.num_atoms > 1:
-            td = dl.c51_loss(out, y)
-            q = dl.c51_values(out, self.cfg.v_max)
+            errors = dl.c51_errors(out, y)
+            q, priority = dl.c51_values(out, self.cfg.v_max), errors
         else:
-            td, q = dl.td_loss(out, y, self.cfg.loss), out
+            errors, q = dl.td_errors(out, y, self.cfg.loss), out
+            priority = jnp.abs(out - y)
+        td = dl.weighted_mean(errors, batch.weight)
         total = td + penalty(self.cfg.plasticity, params, self.labels, state.extras)
-        return total, {"train/td_loss": td, "train/loss": total, "train/q_mean": jnp.mean(q)}
+        info = {"train/td_loss": td, "train/loss": total, "train/q_mean": jnp.mean(q)}
+        if self.cfg.prioritized:
+            info[PRIORITY] = jax.lax.stop_gradient(priority)
+        return total, info
 
     def grad_step(self, state: DQNState, batch: NStepBatch) -> tuple[DQNState, Metrics]:
         """One optimizer step, Hare & Tortoise, then the target update."""
@@ -204,13 +211,17 @@ class DQN:
         return jax.tree_util.tree_map(lambda p, t: jnp.where(due, p, t), params, target)
 
     def learn(self, state: DQNState, batches: NStepBatch) -> tuple[DQNState, Metrics]:
-        """`utd` gradient steps on batches (U, B, ...), then a periodic reset if one is due."""
+        """`utd` gradient steps on batches (U, B, ...), then a periodic reset or ReDo if one is
+        due. With prioritised replay, metrics[PRIORITY] holds the (U, B) new priorities."""
         before = state.updates
         state, info = jax.lax.scan(self.grad_step, state, batches)
         state = maybe_reset(self.cfg.plasticity, state, before, (NET,))
         last_obs = jax.tree_util.tree_map(lambda x: x[-1], batches).obs
         state, redo_info = self.maybe_redo(state, before, last_obs)
+        priority = info.pop(PRIORITY, None)
         metrics = jax.tree_util.tree_map(jnp.mean, info) | redo_info
+        if priority is not None:  # (U, B) new priorities of the sampled transitions
+            metrics[PRIORITY] = priority
         return state, metrics | {"train/epsilon": self.epsilon(state)}
 
     # ------------------------------------------------------------------ diagnostics

@@ -73,17 +73,30 @@ def c51_target(
     return jax.lax.stop_gradient(categorical_projection(atoms, probs, v_max))
 
 
-def td_loss(q_sa: jax.Array, target: jax.Array, kind: str, delta: float = 1.0) -> jax.Array:
-    """Mean of Huber(q - y) (Mnih et al. 2015's error clipping, delta = 1) or 0.5 (q - y)^2."""
+def td_errors(q_sa: jax.Array, target: jax.Array, kind: str, delta: float = 1.0) -> jax.Array:
+    """Per-sample Huber(q - y) (Mnih et al. 2015's error clipping, delta = 1) or 0.5 (q - y)^2."""
     err = q_sa - target
-    if kind == "huber":
-        return jnp.mean(optax.huber_loss(err, delta=delta))
-    return jnp.mean(0.5 * err**2)
+    return optax.huber_loss(err, delta=delta) if kind == "huber" else 0.5 * err**2
+
+
+def td_loss(q_sa: jax.Array, target: jax.Array, kind: str, delta: float = 1.0) -> jax.Array:
+    """Mean of `td_errors`."""
+    return jnp.mean(td_errors(q_sa, target, kind, delta))
+
+
+def c51_errors(logits_sa: jax.Array, target_probs: jax.Array) -> jax.Array:
+    """Per-sample cross-entropy -sum_k m_k log p_k(s, a) (Bellemare et al. 2017, eq. 7)."""
+    return -jnp.sum(target_probs * jax.nn.log_softmax(logits_sa, axis=-1), axis=-1)
 
 
 def c51_loss(logits_sa: jax.Array, target_probs: jax.Array) -> jax.Array:
-    """Mean cross-entropy -sum_k m_k log p_k(s, a) (Bellemare et al. 2017, eq. 7 as a KL)."""
-    return jnp.mean(-jnp.sum(target_probs * jax.nn.log_softmax(logits_sa, axis=-1), axis=-1))
+    """Mean of `c51_errors`."""
+    return jnp.mean(c51_errors(logits_sa, target_probs))
+
+
+def weighted_mean(losses: jax.Array, weight: jax.Array | None) -> jax.Array:
+    """mean(w * losses), or the plain mean without weights."""
+    return jnp.mean(losses if weight is None else weight * losses)
 
 
 def select_action(values: jax.Array, action: jax.Array) -> jax.Array:

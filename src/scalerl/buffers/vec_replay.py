@@ -47,6 +47,8 @@ class NStepBatch:
     next_obs: jax.Array
     terminated: jax.Array
     discount: jax.Array
+    weight: jax.Array | None = None
+    """Importance-sampling weights of prioritised replay (None: uniform sampling)."""
 
 
 @flax.struct.dataclass
@@ -100,18 +102,30 @@ def nstep_chain(
     return ret, jnp.asarray(gamma, jnp.float32) ** m, m.astype(jnp.int32) - 1
 
 
+def check_n_step(buf: VecReplay, n_step: int) -> None:
+    """Raise ConfigError unless 1 <= n_step <= rows (both static)."""
+    if not 1 <= n_step <= buf.rows:
+        raise ConfigError(f"n_step must be in [1, {buf.rows}] (buffer rows), got {n_step}")
+
+
 def vec_replay_sample(
     buf: VecReplay, key: jax.Array, batch_size: int, n_step: int = 1, gamma: float = 0.99
 ) -> NStepBatch:
     """B n-step transitions, uniform over (row, environment) among rows with n - 1 written
     successors (gate with `buf.size >= n_step`)."""
-    if not 1 <= n_step <= buf.rows:
-        raise ConfigError(f"n_step must be in [1, {buf.rows}] (buffer rows), got {n_step}")
+    check_n_step(buf, n_step)
     row_key, env_key = jax.random.split(key)
     oldest = (buf.ptr - buf.size) % buf.rows
     starts = jnp.maximum(buf.size - n_step + 1, 1)
     row = (oldest + jax.random.randint(row_key, (batch_size,), 0, starts)) % buf.rows
     env = jax.random.randint(env_key, (batch_size,), 0, buf.data.reward.shape[-1])
+    return vec_replay_gather(buf, row, env, n_step, gamma)
+
+
+def vec_replay_gather(
+    buf: VecReplay, row: jax.Array, env: jax.Array, n_step: int, gamma: float
+) -> NStepBatch:
+    """The n-step transitions starting at rows `row` (B,) of environments `env` (B,)."""
     window = (row[:, None] + jnp.arange(n_step)) % buf.rows
     d = buf.data
     ret, discount, last = nstep_chain(
@@ -129,6 +143,13 @@ def vec_replay_sample(
         terminated=d.terminated[last_row, env].astype(jnp.float32),
         discount=discount,
     )
+
+
+def start_mask(buf: VecReplay, n_step: int) -> jax.Array:
+    """Bool (rows,): rows that can start an n-step chain (n - 1 written successors)."""
+    oldest = (buf.ptr - buf.size) % buf.rows
+    offset = (jnp.arange(buf.rows) - oldest) % buf.rows
+    return offset < buf.size - n_step + 1
 
 
 def vec_replay_sample_many(

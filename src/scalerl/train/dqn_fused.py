@@ -16,7 +16,15 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from scalerl.agents.dqn import DQN, DQNState
+from scalerl.agents.dqn import DQN, PRIORITY, DQNState
+from scalerl.agents.epsilon import linear_epsilon
+from scalerl.buffers.prioritized import (
+    Priorities,
+    priorities_init,
+    priorities_update,
+    priorities_write,
+    prioritized_sample,
+)
 from scalerl.buffers.vec_replay import (
     Step,
     VecReplay,
@@ -34,10 +42,12 @@ Metrics = dict[str, jax.Array]
 
 @flax.struct.dataclass
 class LoopCarry:
-    """Environment side of one seed: the N environments and the replay buffer."""
+    """Environment side of one seed: the N environments, the replay and its priorities
+    (None with uniform sampling)."""
 
     env: EnvCarry
     buffer: VecReplay
+    priorities: Priorities | None = None
 
 
 def frame_shape(env: JaxEnv) -> tuple[int, ...]:
@@ -60,7 +70,9 @@ def loop_init(agent: DQN, env: JaxEnv, key: jax.Array) -> LoopCarry:
     example = Step(
         obs, jnp.zeros((n,), jnp.int32), jnp.zeros((n,)), jnp.zeros((n,)), jnp.zeros((n,)), obs
     )
-    return LoopCarry(ec, vec_replay_init(buffer_rows(agent.cfg), example))
+    rows = buffer_rows(agent.cfg)
+    pr = priorities_init(rows, n) if agent.cfg.prioritized else None
+    return LoopCarry(ec, vec_replay_init(rows, example), pr)
 
 
 def collect(
@@ -83,20 +95,35 @@ def collect(
             obs, action, out.reward, out.terminated.astype(f32), out.truncated.astype(f32),
             out.final_obs,
         )  # fmt: skip
+        pr = lc.priorities
+        pr = None if pr is None else priorities_write(pr, lc.buffer.ptr)
         buffer = vec_replay_add(lc.buffer, step_data)
         st = st.replace(rng=rng, env_steps=st.env_steps + obs.shape[0])
-        return (st, LoopCarry(ec, buffer)), stats
+        return (st, LoopCarry(ec, buffer, pr)), stats
 
     (state, carry), stats = jax.lax.scan(step, (state, carry), None, length=agent.cfg.train_every)
     return state, carry, jax.tree_util.tree_map(jnp.sum, stats)
 
 
-def sample(agent: DQN, state: DQNState, buffer: VecReplay, num: int) -> tuple[DQNState, Any]:
-    """`num` batches (num, B, ...) from the replay, drawn with the state's key."""
+def sample_and_learn(
+    agent: DQN, state: DQNState, buffer: VecReplay, pr: Priorities | None
+) -> tuple[DQNState, Priorities | None, Metrics]:
+    """`utd` batches from the replay (uniform, or prioritised with the annealed beta), the
+    updates, and the sampled slots' new priorities."""
     c = agent.cfg
     rng, key = jax.random.split(state.rng)
-    batches = vec_replay_sample_many(buffer, key, num, c.batch_size, c.n_step, c.gamma)
-    return state.replace(rng=rng), batches
+    state = state.replace(rng=rng)
+    if pr is None:
+        batches = vec_replay_sample_many(buffer, key, c.utd, c.batch_size, c.n_step, c.gamma)
+        state, info = agent.learn(state, batches)
+        return state, None, info
+    beta = linear_epsilon(state.env_steps, c.per_beta, 1.0, c.per_beta_steps)
+    num = c.utd * c.batch_size
+    flat, row, env = prioritized_sample(buffer, pr, key, num, c.n_step, c.gamma, c.per_alpha, beta)
+    batches = jax.tree_util.tree_map(lambda x: x.reshape((c.utd, c.batch_size, *x.shape[1:])), flat)
+    state, info = agent.learn(state, batches)
+    pr = priorities_update(pr, row, env, info.pop(PRIORITY).reshape(-1), c.per_eps)
+    return state, pr, info | {"train/per_beta": beta}
 
 
 def one_round(
@@ -114,9 +141,8 @@ def one_round(
         probe = vec_replay_sample(carry.buffer, key, c.batch_size, c.n_step, c.gamma)
         metrics |= agent.health(state.replace(rng=rng), probe)
         state = state.replace(rng=rng)
-    state, batches = sample(agent, state, carry.buffer, agent.cfg.utd)
-    state, info = agent.learn(state, batches)
-    return state, carry, metrics | info
+    state, pr, info = sample_and_learn(agent, state, carry.buffer, carry.priorities)
+    return state, carry.replace(priorities=pr), metrics | info
 
 
 def _chunk_fn(agent: DQN, env: JaxEnv, rounds: int, learn: bool, health: bool):

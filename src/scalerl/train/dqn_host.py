@@ -21,19 +21,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from scalerl.agents.dqn import DQN, DQNState, make_dqn
+from scalerl.buffers.prioritized import Priorities, priorities_init, priorities_write
 from scalerl.buffers.vec_replay import (
     Step,
     VecReplay,
     vec_replay_add,
     vec_replay_init,
     vec_replay_sample,
-    vec_replay_sample_many,
 )
 from scalerl.config_dqn import DQNTrainConfig, buffer_rows, num_rounds, rounds_per_log
 from scalerl.config_dqn import warmup_rounds as warmup
 from scalerl.envs.discrete import make_discrete_env
 from scalerl.errors import ConfigError, EnvError
 from scalerl.train.checkpoint import save_checkpoint
+from scalerl.train.dqn_fused import sample_and_learn
 from scalerl.train.ppo_host import Tally, final_observations
 from scalerl.train.setup import CHECKPOINT_NAME
 
@@ -52,6 +53,10 @@ def game_scores(reward: np.ndarray, info: dict) -> np.ndarray:
     if "raw_reward" in info:
         return np.asarray(info["raw_reward"], np.float32)
     return reward
+
+
+Replay = tuple[VecReplay, Priorities | None]
+"""The host loop's replay and its priorities (None with uniform sampling)."""
 
 
 @dataclasses.dataclass
@@ -75,37 +80,35 @@ def host_fns(agent: DQN) -> HostFns:
         action = agent.act(state, obs, key)
         return state.replace(rng=rng, env_steps=state.env_steps + n), action
 
-    def learn(state: DQNState, buffer: VecReplay):
-        rng, key = jax.random.split(state.rng)
-        batches = vec_replay_sample_many(buffer, key, c.utd, c.batch_size, c.n_step, c.gamma)
-        return agent.learn(state.replace(rng=rng), batches)
+    def learn(state: DQNState, buffer: VecReplay, pr: Priorities | None):
+        return sample_and_learn(agent, state, buffer, pr)
+
+    def add(buffer: VecReplay, pr: Priorities | None, step: Step):
+        pr = None if pr is None else priorities_write(pr, buffer.ptr)
+        return vec_replay_add(buffer, step), pr
 
     def health(state: DQNState, buffer: VecReplay, key: jax.Array):
         return agent.health(state, vec_replay_sample(buffer, key, c.batch_size, c.n_step, c.gamma))
 
-    add = jax.jit(vec_replay_add, donate_argnums=0)
+    add = jax.jit(add, donate_argnums=(0, 1))
     return HostFns(jax.jit(act), add, jax.jit(learn), jax.jit(health))
 
 
-def empty_buffer(agent: DQN, venv: gym.vector.VectorEnv) -> VecReplay:
-    """A replay shaped like the vector env's observations (uint8 frames stay uint8)."""
+def empty_replay(agent: DQN, venv: gym.vector.VectorEnv) -> Replay:
+    """A replay shaped like the vector env's observations (uint8 frames stay uint8), and its
+    priorities when prioritised."""
     space = venv.single_observation_space
-    n = agent.cfg.num_envs
+    n, rows = agent.cfg.num_envs, buffer_rows(agent.cfg)
     obs = jnp.zeros((n, *space.shape), space.dtype)
     zeros = jnp.zeros((n,), jnp.float32)
-    return vec_replay_init(buffer_rows(agent.cfg), Step(obs, zeros.astype(jnp.int32), zeros,
-                                                        zeros, zeros, obs))  # fmt: skip
+    example = Step(obs, zeros.astype(jnp.int32), zeros, zeros, zeros, obs)
+    pr = priorities_init(rows, n) if agent.cfg.prioritized else None
+    return vec_replay_init(rows, example), pr
 
 
 def collect(
-    fns: HostFns,
-    state: DQNState,
-    buffer: VecReplay,
-    venv,
-    obs: np.ndarray,
-    tally: Tally,
-    steps: int,
-) -> tuple[DQNState, VecReplay, np.ndarray]:
+    fns: HostFns, state: DQNState, replay: Replay, venv, obs: np.ndarray, tally: Tally, steps: int
+) -> tuple[DQNState, Replay, np.ndarray]:
     """`steps` ε-greedy vector steps, each written to the replay and tallied (game scores)."""
     for _ in range(steps):
         state, action = fns.act(state, obs)
@@ -114,10 +117,10 @@ def collect(
         reward = np.asarray(reward, np.float32)
         step = Step(obs, action, reward, term.astype(np.float32), trunc.astype(np.float32),
                     final_observations(next_obs, info))  # fmt: skip
-        buffer = fns.add(buffer, jax.tree_util.tree_map(jnp.asarray, step))
+        replay = fns.add(*replay, jax.tree_util.tree_map(jnp.asarray, step))
         tally.add(game_scores(reward, info), term | trunc)
         obs = next_obs
-    return state, buffer, obs
+    return state, replay, obs
 
 
 def train_host(cfg: DQNTrainConfig, seed: int) -> list[Path]:
@@ -154,7 +157,7 @@ def _loop(cfg: DQNTrainConfig, agent: DQN, venv, seed: int, logger, run_dir: Pat
     from scalerl.train.dqn_run import progress_line
 
     fns = host_fns(agent)
-    state, buffer = agent.init(jax.random.PRNGKey(seed)), empty_buffer(agent, venv)
+    state, replay = agent.init(jax.random.PRNGKey(seed)), empty_replay(agent, venv)
     obs, _ = venv.reset(seed=seed)
     n = cfg.agent.num_envs
     tally = Tally(np.zeros(n), np.zeros(n))
@@ -162,16 +165,17 @@ def _loop(cfg: DQNTrainConfig, agent: DQN, venv, seed: int, logger, run_dir: Pat
     steps = cfg.agent.steps_per_round
     t0, sums, count = time.perf_counter(), {}, 0
     for r in range(1, total + 1):
-        state, buffer, obs = collect(fns, state, buffer, venv, obs, tally, cfg.agent.train_every)
+        state, replay, obs = collect(fns, state, replay, venv, obs, tally, cfg.agent.train_every)
         if r > warm:
-            state, metrics = fns.learn(state, buffer)
+            state, pr, metrics = fns.learn(state, *replay)
+            replay = (replay[0], pr)
             for k, v in jax.device_get(metrics).items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             count += 1
         if r % per == 0 or r == total:
             summary = {k: v / max(count, 1) for k, v in sums.items()} | tally.pop()
             if cfg.health and r > warm:
-                diag = fns.health(state, buffer, jax.random.PRNGKey(r))
+                diag = fns.health(state, replay[0], jax.random.PRNGKey(r))
                 summary |= {k: float(v) for k, v in jax.device_get(diag).items()}
             elapsed = time.perf_counter() - t0
             summary["perf/env_steps_per_second"] = (r % per or per) * steps / elapsed
