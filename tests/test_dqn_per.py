@@ -10,10 +10,10 @@ import pytest
 from scalerl.agents import dqn_losses as dl
 from scalerl.buffers.prioritized import (
     Priorities,
-    prioritized_sample,
     priorities_init,
     priorities_update,
     priorities_write,
+    prioritized_sample,
 )
 from scalerl.buffers.vec_replay import Step, start_mask, vec_replay_add, vec_replay_init
 
@@ -49,7 +49,8 @@ def test_new_transitions_get_the_max_priority_and_updates_track_it() -> None:
     pr = priorities_write(priorities_init(4, 2), jnp.int32(1))
     np.testing.assert_array_equal(pr.value[1], [1.0, 1.0])
     pr = priorities_update(pr, jnp.array([1, 3]), jnp.array([0, 1]), jnp.array([-4.0, 0.5]), 0.1)
-    assert float(pr.value[1, 0]) == pytest.approx(4.1) and float(pr.value[3, 1]) == pytest.approx(0.6)
+    assert float(pr.value[1, 0]) == pytest.approx(4.1)
+    assert float(pr.value[3, 1]) == pytest.approx(0.6)
     assert float(pr.max_value) == pytest.approx(4.1)
     assert float(priorities_write(pr, jnp.int32(0)).value[0, 1]) == pytest.approx(4.1)
 
