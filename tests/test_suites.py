@@ -137,3 +137,12 @@ def test_main_envs_options(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     assert "no installed tasks" in out and "0/14 listed tasks installed" in out
     with pytest.raises(SystemExit):
         main_envs(["--suite", "nope"])
+
+
+def test_ale_ids_have_a_suite_and_preset() -> None:
+    from scalerl.envs import suite_preset
+
+    assert suite_of("ale:Pong") == "ale" and suite_of("ale:Breakout") == "ale"
+    preset = suite_preset("ale:Pong")
+    assert (preset.action_repeat, preset.max_episode_steps, preset.episodic) == (4, 108_000, True)
+    assert "ale:Pong" in SUITES["ale"].tasks and "ale:Breakout" in SUITES["ale"].tasks

@@ -14,6 +14,12 @@ from scalerl.errors import EnvError
 
 DMC_PREFIX = "dmc:"
 """Prefix of DeepMind Control Suite ids: ``dmc:<domain>-<task>``."""
+ALE_PREFIX = "ale:"
+"""Prefix of Arcade Learning Environment ids: ``ale:<Game>`` (see `scalerl.envs.ale`)."""
+ATARI_FRAME_SKIP = 4
+"""Emulator frames per agent step on Atari (Mnih et al. 2015)."""
+ATARI_MAX_FRAMES = 108_000
+"""Atari episode cap in emulator frames, 30 minutes at 60 Hz (Machado et al. 2018 §5)."""
 
 MUJOCO_NAMES = frozenset(
     {
@@ -34,7 +40,7 @@ MUJOCO_NAMES = frozenset(
 
 UNKNOWN_ID_HINT = (
     "use dmc:<domain>-<task> (e.g. dmc:cartpole-swingup), a registered Gymnasium id "
-    "(e.g. Hopper-v5, Pendulum-v1), myo-<task> or h1-<task>-v0"
+    "(e.g. Hopper-v5, Pendulum-v1), myo-<task>, h1-<task>-v0 or ale:<Game>"
 )
 """Second half of the message raised for an environment id that cannot be parsed."""
 
@@ -108,11 +114,11 @@ def suite_of(env_id: str) -> str:
     """Classifies an environment id into its suite.
 
     Args:
-        env_id: ``dmc:<domain>-<task>``, ``myo-<task>``, ``h1-<task>-v0``/``h1hand-<task>-v0``
-            or a registered Gymnasium id.
+        env_id: ``dmc:<domain>-<task>``, ``myo-<task>``, ``h1-<task>-v0``/``h1hand-<task>-v0``,
+            ``ale:<Game>`` or a registered Gymnasium id.
 
     Returns:
-        One of 'dmc', 'myosuite', 'hbench', 'mujoco', 'gym'.
+        One of 'dmc', 'myosuite', 'hbench', 'ale', 'mujoco', 'gym'.
 
     Raises:
         EnvError: If the id matches none of the accepted forms.
@@ -123,6 +129,8 @@ def suite_of(env_id: str) -> str:
         return "myosuite"
     if env_id.startswith(("h1-", "h1hand-")):
         return "hbench"
+    if env_id.startswith(ALE_PREFIX):
+        return "ale"
     return "mujoco" if gym_spec(env_id).name in MUJOCO_NAMES else "gym"
 
 
@@ -145,6 +153,8 @@ def suite_preset(env_id: str) -> SuitePreset:
         return SuitePreset("myosuite", action_repeat=2, max_episode_steps=100, episodic=False)
     if suite == "hbench":
         return SuitePreset("hbench", action_repeat=2, max_episode_steps=1000, episodic=True)
+    if suite == "ale":
+        return SuitePreset("ale", ATARI_FRAME_SKIP, ATARI_MAX_FRAMES, episodic=True)
     steps = gym_spec(env_id).max_episode_steps or 1000
     return SuitePreset(suite, action_repeat=1, max_episode_steps=steps, episodic=True)
 

@@ -1,0 +1,279 @@
+"""`scalerl train --algo dqn`: parse options, create run directories, drive a DQN loop.
+
+gymnax ids run the fused loop (`train.dqn_fused`), all seeds vmapped in one process; ale: and
+Gymnasium ids run the host loop (`train.dqn_host`). Every seed gets its own run directory with
+config.json ("algo": "dqn"), metrics.csv (+ TensorBoard) and checkpoint.msgpack holding the
+agent, the environments and the replay buffer, so `scalerl train --resume RUN` continues
+exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import tyro
+
+from scalerl.agents.dqn import DQN, make_dqn
+from scalerl.cli import _option
+from scalerl.config import PlasticityConfig, seed_list
+from scalerl.config_dqn import (
+    PRESETS,
+    DQNConfig,
+    DQNTrainConfig,
+    dqn_preset,
+    num_rounds,
+    preset_for_env,
+    rounds_per_log,
+    validate_dqn_train,
+    warmup_rounds,
+)
+from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
+from scalerl.errors import ConfigError, ScalerlError
+from scalerl.train import dqn_fused
+from scalerl.train.checkpoint import load_checkpoint, save_checkpoint
+from scalerl.train.logging import Logger
+from scalerl.train.ppo_fused import summarize
+from scalerl.train.ppo_run import progress_line, seed_run_dirs
+from scalerl.train.setup import CHECKPOINT_NAME, CONFIG_NAME, config_to_dict, safe_name
+
+DESCRIPTION = (
+    "Train DQN (Mnih et al. 2015) with optional double Q-learning, n-step returns, dueling and "
+    "C51 heads. gymnax:<id> runs acting, replay and updates as one jitted scan, vmapped over "
+    "--seeds; ale:<Game> and Gymnasium ids step the environments on the host. Defaults follow "
+    "--preset (auto: atari for ale:, minatar for *-MinAtar, classic otherwise). Continue a run: "
+    "scalerl train --resume RUN_DIR [RUN_DIR ...]."
+)
+
+
+def preset_of(args: list[str]) -> str:
+    """The preset `args` select: --preset, or auto's choice for --env."""
+    preset = _option(args, "--preset") or "auto"
+    if preset == "auto":
+        return preset_for_env(_option(args, "--env") or DQNTrainConfig.env)
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of auto, {', '.join(PRESETS)}")
+    return preset
+
+
+def parse_dqn(args: list[str]) -> DQNTrainConfig:
+    """Parse `scalerl train --algo dqn` options on top of the selected preset."""
+    default = DQNTrainConfig(agent=dqn_preset(preset_of(args)))
+    return tyro.cli(
+        tyro.conf.OmitArgPrefixes[DQNTrainConfig],
+        args=args,
+        default=default,
+        prog="scalerl train --algo dqn",
+        description=DESCRIPTION,
+    )
+
+
+# ----------------------------------------------------------------------------- run directories
+
+
+def run_dirs(cfg: DQNTrainConfig, seeds: list[int]) -> list[Path]:
+    """One new directory per seed: <name>[-s<seed>], default name dqn-<env>-<stamp>[-s<seed>]."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = cfg.name or f"dqn-{safe_name(cfg.env)}-s{seeds[0]}-{stamp}"
+    if cfg.name is None and len(seeds) > 1:
+        name = f"dqn-{safe_name(cfg.env)}-{stamp}"
+    return seed_run_dirs(dataclasses.replace(cfg, name=name), seeds)
+
+
+def write_dqn_config(run_dir: Path, cfg: DQNTrainConfig) -> None:
+    """<run>/config.json of one seed (algo "dqn" marks it for --resume)."""
+    (run_dir / CONFIG_NAME).write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
+
+
+def read_dqn_config(run_dir: Path) -> DQNTrainConfig:
+    """Inverse of `write_dqn_config`.
+
+    Raises:
+        ConfigError: not a DQN run, or a config of another scalerl version.
+    """
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise ScalerlError(f"{run_dir} is not a scalerl run directory (no {CONFIG_NAME})")
+    data = json.loads(path.read_text())
+    if data.get("algo") != "dqn":
+        raise ConfigError(f"{run_dir} is not a DQN run; resume it with scalerl train --resume")
+    try:
+        agent = dict(data.pop("agent"))
+        plasticity = PlasticityConfig(**agent.pop("plasticity", {}))
+        data["run_root"] = Path(data["run_root"])
+        return DQNTrainConfig(**data, agent=DQNConfig(**agent, plasticity=plasticity))
+    except (TypeError, KeyError) as err:
+        raise ConfigError(f"config file does not match this scalerl version ({err})") from None
+
+
+def is_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a DQN run's config."""
+    try:
+        return json.loads((Path(run_dir) / CONFIG_NAME).read_text()).get("algo") == "dqn"
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def open_loggers(cfg: DQNTrainConfig, dirs: list[Path], seeds: list[int], resume_step=None):
+    """One Logger per seed (exp_name dqn)."""
+    return [
+        Logger(
+            d, "dqn", cfg.env, s, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project,
+            wandb_config=config_to_dict(cfg), resume_step=resume_step,
+        )
+        for d, s in zip(dirs, seeds, strict=True)
+    ]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def build(cfg: DQNTrainConfig, env: JaxEnv) -> DQN:
+    """The DQN agent of a run on a gymnax environment."""
+    if not env.discrete:
+        raise ConfigError(f"{cfg.env} has continuous actions; DQN needs discrete ones")
+    return make_dqn(cfg.agent, dqn_fused.frame_shape(env), env.num_actions)
+
+
+def train_dqn(cfg: DQNTrainConfig) -> list[Path]:
+    """Run DQN for every seed of `cfg`; returns the run directories."""
+    validate_dqn_train(cfg)
+    seeds = seed_list(cfg)
+    if not is_jax_env(cfg.env):
+        from scalerl.train.dqn_host import train_host
+
+        if len(seeds) > 1:
+            raise ConfigError(
+                "--seeds with an ale:/Gymnasium id is not supported by DQN's host loop; "
+                "run one seed per process or use a gymnax: id"
+            )
+        return train_host(cfg, seeds[0])
+    env = make_jax_env(cfg.env)
+    agent = build(cfg, env)
+    dirs = run_dirs(cfg, seeds)
+    for d, s in zip(dirs, seeds, strict=True):
+        write_dqn_config(d, dataclasses.replace(cfg, seed=s, seeds=None, num_seeds=1))
+    states, carries = dqn_fused.init_seeds(agent, env, seeds)
+    FusedRun(cfg, env, agent, dirs, seeds).run(states, carries, 0)
+    return dirs
+
+
+def resume_dqn(dirs: list[Path]) -> list[Path]:
+    """Continue DQN runs (the seed directories of one job) from their checkpoints."""
+    cfgs = [read_dqn_config(d) for d in dirs]
+    base = dataclasses.replace(cfgs[0], seed=0, name=None)
+    if any(dataclasses.replace(c, seed=0, name=None) != base for c in cfgs):
+        raise ConfigError("--resume directories must come from one job (same config)")
+    if not is_jax_env(base.env):
+        from scalerl.train.dqn_host import resume_host
+
+        if len(dirs) > 1:
+            raise ConfigError("resume one ale:/Gymnasium DQN run per process")
+        return resume_host(cfgs[0], dirs[0])
+    seeds = [c.seed for c in cfgs]
+    env = make_jax_env(base.env)
+    agent = build(base, env)
+    template = dqn_fused.init_seeds(agent, env, seeds)
+    trees, done = [], None
+    for i, d in enumerate(dirs):
+        one = jax.tree_util.tree_map(lambda x, i=i: x[i], template)
+        tree, meta = load_checkpoint(d / CHECKPOINT_NAME, one)
+        trees.append(tree)
+        if done not in (None, meta["round"]):
+            raise ConfigError("--resume directories were checkpointed at different rounds")
+        done = meta["round"]
+    states, carries = jax.tree_util.tree_map(lambda *xs: jax.device_put(np.stack(xs)), *trees)
+    FusedRun(base, env, agent, list(dirs), seeds).run(states, carries, done)
+    return list(dirs)
+
+
+def next_chunk(cfg: DQNTrainConfig, done: int) -> tuple[int, bool]:
+    """(rounds of the next chunk, whether they learn): up to a log point, never straddling
+    the end of the warm-up."""
+    total, warm = num_rounds(cfg), warmup_rounds(cfg)
+    n = min(rounds_per_log(cfg), total - done)
+    if done < warm:
+        return min(n, warm - done), False
+    return n, True
+
+
+@dataclasses.dataclass
+class FusedRun:
+    """Drives the fused loop chunk by chunk (all seeds at once); logs and checkpoints."""
+
+    cfg: DQNTrainConfig
+    env: JaxEnv
+    agent: DQN
+    dirs: list[Path]
+    seeds: list[int]
+
+    def run(self, states: Any, carries: Any, start: int) -> None:
+        """Rounds start..num_rounds."""
+        cfg, total = self.cfg, num_rounds(self.cfg)
+        per = cfg.agent.steps_per_round
+        loggers = open_loggers(cfg, self.dirs, self.seeds, start * per if start else None)
+        chunks: dict[tuple[int, bool], Any] = {}
+        done, last_ckpt = start, start
+        try:
+            while done < total:
+                n, learn = next_chunk(cfg, done)
+                if (n, learn) not in chunks:
+                    chunks[n, learn] = dqn_fused.make_chunk_many(
+                        self.agent, self.env, n, learn, cfg.health
+                    )
+                t0 = time.perf_counter()
+                states, carries, (metrics, health) = chunks[n, learn](states, carries)
+                metrics, health = jax.device_get((metrics, health))
+                done += n
+                rate = n * per * len(self.seeds) / (time.perf_counter() - t0)
+                self._log(loggers, metrics, health, done * per, rate)
+                every = cfg.checkpoint_every
+                if done == total or (every and (done - last_ckpt) * per >= every):
+                    self._checkpoint(states, carries, done)
+                    last_ckpt = done
+        finally:
+            for logger in loggers:
+                logger.close()
+
+    def _log(self, loggers: list[Logger], metrics: Any, health: Any, env_step: int, rate: float):
+        for i, logger in enumerate(loggers):
+            summary = summarize(jax.tree_util.tree_map(lambda x, i=i: x[i], metrics))
+            summary |= {k: float(v[i]) for k, v in health.items()}
+            summary["perf/env_steps_per_second"] = rate
+            logger.log(summary, env_step)
+            if self.cfg.progress:
+                print(progress_line(self.seeds[i], env_step, summary))
+
+    def _checkpoint(self, states: Any, carries: Any, done: int) -> None:
+        for i, d in enumerate(self.dirs):
+            tree = jax.tree_util.tree_map(lambda x, i=i: np.asarray(x[i]), (states, carries))
+            meta = {"round": done, "env_step": done * self.cfg.agent.steps_per_round}
+            save_checkpoint(d / CHECKPOINT_NAME, tree, meta | {"algo": "dqn"})
+
+
+def strip_algo(args: list[str]) -> list[str]:
+    """`args` without `--algo dqn` / `--algo=dqn`."""
+    out, skip = [], False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+        elif arg == "--algo" and args[i + 1 : i + 2] == ["dqn"]:
+            skip = True
+        elif arg != "--algo=dqn":
+            out.append(arg)
+    return out
+
+
+def main(args: list[str]) -> list[Path]:
+    """`scalerl train --algo dqn ...` or `scalerl train --resume DIR ...` of DQN runs."""
+    rest = strip_algo(args)
+    if rest[:1] == ["--resume"]:
+        if len(rest) < 2 or any(a.startswith("-") for a in rest[1:]):
+            raise ScalerlError("usage: scalerl train --resume RUN_DIR [RUN_DIR ...]")
+        return resume_dqn([Path(a) for a in rest[1:]])
+    return train_dqn(parse_dqn(args))
