@@ -95,7 +95,7 @@ def run_or_resume(args: list[str], command: str, start: Any, resume: Any) -> Non
         print(f"run written to {run_dir}")
 
 
-SEPARATE_LOOPS: dict[str, str] = {"ppo": "scalerl.train.ppo_run"}
+SEPARATE_LOOPS: dict[str, str] = {"ppo": "scalerl.train.ppo_run", "pqn": "scalerl.train.pqn_run"}
 """Algorithms with their own options and loops -> module with `is_run(dir)` and `main(args)`."""
 
 
