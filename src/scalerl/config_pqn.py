@@ -247,3 +247,8 @@ def _positive(cfg: object, name: str) -> None:
 def trunk_family(trunk: str) -> str:
     """The network family the shared plasticity checks know (none -> mlp)."""
     return trunk if trunk in AGENTS else "mlp"
+
+
+def replace(cfg, **changes):
+    """`dataclasses.replace` re-exported for frozen configs."""
+    return dataclasses.replace(cfg, **changes)

@@ -354,8 +354,8 @@ def make_pqn(
     """
     net = QNetwork(q_net_spec(cfg, torso), num_actions)
     obs = jnp.zeros((1, *frame_shape), jnp.float32)
-    shapes = jax.eval_shape(lambda k: {NET: net.init(k, obs)["params"]}, jax.random.PRNGKey(0))
-    labels = label_params(shapes)
+    shapes = jax.eval_shape(lambda k: net.init(k, obs)["params"], jax.random.PRNGKey(0))
+    labels = {NET: label_params(shapes)}  # per network, so `head` is the output group
     schedule = make_schedule(cfg, num_iterations)
     tx = make_pqn_optimizer(cfg, schedule, labels)
     decay = int(round(cfg.eps_decay * num_iterations))
