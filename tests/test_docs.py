@@ -25,8 +25,9 @@ INTERNAL = re.compile(r"\bspec\b\W{0,3}(§|\d)|\.\./shared|shared/(spec|referenc
 STUBBED = {"train", "evaluate", "plot", "plasticity", "sweep", "report", "offline", "dataset",
            "envs", "simplicity"}  # fmt: skip
 """Commands whose back-ends the `stubs` fixture replaces (others would do real work)."""
-HELP = ["train", "train --algo ppo", "evaluate", "plot", "plasticity", "sweep", "report",
-        "offline", "dataset export", "dataset collect", "envs", "simplicity"]  # fmt: skip
+HELP = ["train", "train --algo ppo", "train --algo pqn", "evaluate", "plot", "plasticity",
+        "sweep", "report", "offline", "dataset export", "dataset collect", "envs",
+        "simplicity"]  # fmt: skip
 
 
 def doc_commands() -> list[tuple[str, str]]:
@@ -65,6 +66,12 @@ def stubs(monkeypatch):
         validate_ppo_train(cfg)
         return record(cfg, [])
 
+    def train_pqn(cfg):
+        from scalerl.config_pqn import validate_pqn_train
+
+        validate_pqn_train(cfg)
+        return record(cfg, [])
+
     def sweep(args):
         from scalerl.sweep import spec_from_args
 
@@ -77,6 +84,8 @@ def stubs(monkeypatch):
         "scalerl.train.loop.resume": lambda dirs: record(dirs, []),
         "scalerl.train.ppo_run.train_ppo": train_ppo,
         "scalerl.train.ppo_run.resume_ppo": lambda dirs: record(dirs, []),
+        "scalerl.train.pqn_run.train_pqn": train_pqn,
+        "scalerl.train.pqn_run.resume_pqn": lambda dirs: record(dirs, []),
         "scalerl.train.setup.read_config": lambda run: TrainConfig(),
         "scalerl.offline.train.train_offline": train_offline,
         "scalerl.offline.train.resume_offline": lambda dirs: record(dirs, []),

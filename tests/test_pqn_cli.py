@@ -1,0 +1,77 @@
+"""`scalerl train --algo pqn`: run directories, metrics, exact resume, report, options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from flax import serialization
+
+from scalerl.cli import main
+from scalerl.train import pqn_run
+from scalerl.train.logging import read_metrics_csv
+
+TINY = [
+    "--algo", "pqn", "--env", "gymnax:CartPole-v1", "--env-steps", "64", "--log-every", "32",
+    "--checkpoint-every", "32", "--num-envs", "2", "--num-steps", "16", "--num-minibatches", "2",
+    "--update-epochs", "1", "--width", "8", "--depth", "1", "--no-tensorboard", "--no-progress",
+]  # fmt: skip
+
+
+def _params(run_dir: Path) -> list[np.ndarray]:
+    payload = serialization.msgpack_restore((run_dir / "checkpoint.msgpack").read_bytes())
+    return jax.tree_util.tree_leaves(payload["state"])
+
+
+@pytest.mark.slow
+def test_cli_two_seeds_resume_is_exact_and_report_reads_runs(tmp_path, monkeypatch, capsys):
+    args = TINY + ["--run-root", str(tmp_path), "--name", "a", "--seeds", "0-1"]
+    assert main(["train", *args]) == 0
+    full = tmp_path / "a-s1"
+    rows = read_metrics_csv(full / "metrics.csv")
+    assert {r["env_step"] for r in rows} == {32, 64}
+    names = {r["metric"] for r in rows}
+    assert {"train/td_loss", "train/epsilon", "health/q/dormant_0", "eval/return"} <= names
+    assert rows[0]["exp_name"] == "pqn-mlp" and pqn_run.is_run(full)
+
+    original = pqn_run.FusedRun._checkpoint
+
+    def crash(self, states, carries, iteration):
+        original(self, states, carries, iteration)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pqn_run.FusedRun, "_checkpoint", crash)
+    args = TINY + ["--run-root", str(tmp_path), "--name", "b", "--seeds", "0-1"]
+    assert main(["train", *args]) == 130
+    monkeypatch.setattr(pqn_run.FusedRun, "_checkpoint", original)
+    assert main(["train", "--resume", str(tmp_path / "b-s0"), str(tmp_path / "b-s1")]) == 0
+    for a, b in zip(_params(full), _params(tmp_path / "b-s1"), strict=True):
+        np.testing.assert_array_equal(a, b)
+    resumed = read_metrics_csv(tmp_path / "b-s1" / "metrics.csv")
+    assert sorted(r["env_step"] for r in resumed) == sorted(r["env_step"] for r in rows)
+
+    capsys.readouterr()
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "a-s0"), str(full), "--out", str(out)]) == 0
+    assert "pqn-mlp" in (out / "report.md").read_text()
+
+
+def test_bad_options_are_config_errors(tmp_path, capsys):
+    assert main(["train", *TINY, "--num-minibatches", "3", "--run-root", str(tmp_path)]) == 2
+    assert "not divisible by num_minibatches" in capsys.readouterr().err
+    assert main(["train", *TINY, "--env", "Pendulum-v1", "--run-root", str(tmp_path)]) == 2
+    assert "JAX-native" in capsys.readouterr().err
+    assert main(["train", *TINY, "--torso", "minatar", "--run-root", str(tmp_path)]) == 2
+    assert "needs (H, W, C) frames" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written for a rejected run
+
+
+def test_env_preset_strip_algo_and_is_run(tmp_path):
+    cfg = pqn_run.parse_pqn(["--algo", "pqn", "--env", "gymnax:Asterix-MinAtar", "--lr", "1e-3"])
+    assert cfg.agent.num_envs == 128 and cfg.agent.q_lambda == 0.65 and cfg.agent.lr == 1e-3
+    assert pqn_run.parse_pqn(["--algo", "pqn"]).agent.reward_scale == 0.1
+    assert pqn_run.strip_algo(["--algo", "pqn", "--name", "pqn"]) == ["--name", "pqn"]
+    (tmp_path / "config.json").write_text('{"algo": "ppo"}')
+    assert not pqn_run.is_run(tmp_path) and not pqn_run.is_run(tmp_path / "missing")
