@@ -5,7 +5,8 @@ Prints one JSON line per (env, seeds): environment steps per second of
 epochs in one `lax.scan`, vmapped over seeds), with the environment's preset (MinAtar: 128
 envs x 32 steps, 2 epochs x 32 minibatches, the MinAtar CNN). Compilation and one warm-up
 call are excluded from the timing. `--num-envs/--num-steps/--num-minibatches` shrink the
-rollout for a smoke run.
+rollout for a smoke run; `--torso none --trunk mlp` measures the flat-frame MLP instead of the
+CNN (on CPU, XLA runs conv gradients inside a `lax.scan` much slower than outside one).
 
     python benchmarks/pqn_throughput.py                           # Breakout-MinAtar, 1 and 8 seeds
     python benchmarks/pqn_throughput.py --seeds 1 --iters 1 --num-envs 4 --num-steps 8 \
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--iters", type=int, default=10, help="timed PQN iterations per call")
     parser.add_argument("--trunk", default=None, help="dense trunk (default: the preset's)")
+    parser.add_argument("--torso", default=None, help="conv torso, or none (flat frames)")
     parser.add_argument("--num-envs", type=int, default=None)
     parser.add_argument("--num-steps", type=int, default=None)
     parser.add_argument("--num-minibatches", type=int, default=None)
@@ -53,7 +55,7 @@ def main() -> None:
         k: v
         for k, v in {
             "num_envs": args.num_envs, "num_steps": args.num_steps,
-            "num_minibatches": args.num_minibatches, "trunk": args.trunk,
+            "num_minibatches": args.num_minibatches, "trunk": args.trunk, "torso": args.torso,
         }.items()
         if v is not None
     }  # fmt: skip
@@ -65,7 +67,8 @@ def main() -> None:
         for seeds in args.seeds:
             rate = fused_rate(agent, env, seeds, args.iters)
             print(json.dumps({
-                "bench": "pqn_throughput", "env": env_id, "trunk": agent_cfg.trunk,
+                "bench": "pqn_throughput", "env": env_id, "torso": agent_cfg.torso,
+                "trunk": agent_cfg.trunk,
                 "seeds": seeds, "num_envs": agent_cfg.num_envs, "num_steps": agent_cfg.num_steps,
                 "iters": args.iters, "fused_steps_per_s": round(rate, 1),
                 "backend": jax.default_backend(),
