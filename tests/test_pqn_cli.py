@@ -62,9 +62,11 @@ def test_bad_options_are_config_errors(tmp_path, capsys):
     assert main(["train", *TINY, "--num-minibatches", "3", "--run-root", str(tmp_path)]) == 2
     assert "not divisible by num_minibatches" in capsys.readouterr().err
     assert main(["train", *TINY, "--env", "Pendulum-v1", "--run-root", str(tmp_path)]) == 2
-    assert "JAX-native" in capsys.readouterr().err
+    assert "JAX-native" in capsys.readouterr().err  # Gymnasium ids other than ale:
     assert main(["train", *TINY, "--torso", "minatar", "--run-root", str(tmp_path)]) == 2
     assert "needs (H, W, C) frames" in capsys.readouterr().err
+    assert main(["train", *TINY, "--env", "ale:Pong", "--seeds", "0-1"]) == 2
+    assert "one seed per process" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written for a rejected run
 
 
@@ -75,3 +77,30 @@ def test_env_preset_strip_algo_and_is_run(tmp_path):
     assert pqn_run.strip_algo(["--algo", "pqn", "--name", "pqn"]) == ["--name", "pqn"]
     (tmp_path / "config.json").write_text('{"algo": "ppo"}')
     assert not pqn_run.is_run(tmp_path) and not pqn_run.is_run(tmp_path / "missing")
+
+
+@pytest.mark.slow
+def test_ale_host_loop_runs_with_uint8_frames(tmp_path):
+    from scalerl.agents.pqn import make_pqn
+    from scalerl.config_pqn import PQNConfig
+    from scalerl.train import pqn_host
+
+    args = ["train", "--algo", "pqn", "--env", "ale:Pong", "--env-steps", "128", "--log-every",
+            "64", "--num-envs", "2", "--num-steps", "8", "--num-minibatches", "2",
+            "--update-epochs", "1", "--no-tensorboard", "--no-progress",
+            "--run-root", str(tmp_path), "--name", "pong"]  # fmt: skip
+    assert main(args) == 0
+    rows = read_metrics_csv(tmp_path / "pong" / "metrics.csv")
+    assert {r["env_step"] for r in rows} == {64, 128}  # 2 envs x 8 steps x frame skip 4
+    assert (tmp_path / "pong" / "checkpoint.msgpack").is_file()
+
+    venv = pqn_host.make_ale_vector("ale:Pong", 2, 0)
+    cfg = PQNConfig(num_envs=2, num_steps=3, num_minibatches=1, trunk="none")
+    agent = make_pqn(cfg, (84, 84, 4), 6, 10, "nature")
+    obs, _ = venv.reset(seed=0)
+    tally = pqn_host.Tally(np.zeros(2), np.zeros(2))
+    state = agent.init(jax.random.PRNGKey(0))
+    _, traj, _ = pqn_host.collect(agent, jax.jit(agent.act), state, venv, obs, tally)
+    venv.close()
+    assert traj.obs.dtype == np.uint8 and traj.obs.shape == (3, 2, 84 * 84 * 4)
+    assert traj.next_obs.dtype == np.uint8 and traj.action.shape == (3, 2)

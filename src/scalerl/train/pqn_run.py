@@ -31,6 +31,7 @@ from scalerl.config_pqn import (
     resolve_torso,
     validate_pqn_train,
 )
+from scalerl.envs.ale import ALE_PREFIX
 from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
 from scalerl.errors import ConfigError, ScalerlError
 from scalerl.train import ppo_fused
@@ -156,9 +157,16 @@ def train_pqn(cfg: PQNTrainConfig) -> list[Path]:
     """Run PQN for every seed of `cfg`; returns the run directories."""
     validate_pqn_train(cfg)
     seeds = seed_list(cfg)
+    if cfg.env.startswith(ALE_PREFIX):
+        if len(seeds) > 1:
+            raise ConfigError("PQN's ALE loop runs one seed per process; drop --seeds")
+        from scalerl.train.pqn_host import train_ale
+
+        return train_ale(cfg, seeds[0])
     if not is_jax_env(cfg.env):
         raise ConfigError(
-            f"PQN runs on JAX-native ids (gymnax:<id>, craftax:<id>), not {cfg.env!r}"
+            f"PQN runs on JAX-native ids (gymnax:<id>, craftax:<id>) and ale:<Game>, "
+            f"not {cfg.env!r}"
         )
     env = make_jax_env(cfg.env)
     agent = build(cfg, env)
@@ -177,6 +185,8 @@ def resume_pqn(run_dirs: list[Path]) -> list[Path]:
     base = dataclasses.replace(cfgs[0], seed=0, name=None)
     if any(dataclasses.replace(c, seed=0, name=None) != base for c in cfgs):
         raise ConfigError("--resume directories must come from one job (same config)")
+    if not is_jax_env(base.env):
+        raise ConfigError("resume is available for gymnax:/craftax: PQN runs only")
     seeds = [c.seed for c in cfgs]
     env = make_jax_env(base.env)
     agent = build(base, env)
@@ -194,6 +204,20 @@ def resume_pqn(run_dirs: list[Path]) -> list[Path]:
     return list(run_dirs)
 
 
+def open_loggers(
+    cfg: PQNTrainConfig, dirs: list[Path], seeds: list[int], resume_step: int | None = None
+) -> list[Logger]:
+    """One Logger per seed (exp_name pqn-<trunk>)."""
+    return [
+        Logger(
+            d, exp_name(cfg), cfg.env, s, tensorboard=cfg.tensorboard,
+            wandb_project=cfg.wandb_project, wandb_config=config_to_dict(cfg),
+            resume_step=resume_step,
+        )
+        for d, s in zip(dirs, seeds, strict=True)
+    ]  # fmt: skip
+
+
 @dataclasses.dataclass
 class FusedRun:
     """Drives the fused loop in chunks of `iterations_per_log` iterations (all seeds at once)."""
@@ -207,7 +231,7 @@ class FusedRun:
     def run(self, states: Any, carries: Any, start: int) -> None:
         """Iterations start..num_iterations; log and checkpoint between chunks."""
         cfg, total, batch = self.cfg, num_iterations(self.cfg), self.cfg.agent.batch_size
-        loggers = self._loggers(start * batch if start else None)
+        loggers = open_loggers(cfg, self.dirs, self.seeds, start * batch if start else None)
         chunks: dict[int, Any] = {}
         done, last_ckpt = start, start
         try:
@@ -228,17 +252,6 @@ class FusedRun:
         finally:
             for logger in loggers:
                 logger.close()
-
-    def _loggers(self, resume_step: int | None) -> list[Logger]:
-        cfg = self.cfg
-        return [
-            Logger(
-                d, exp_name(cfg), cfg.env, s, tensorboard=cfg.tensorboard,
-                wandb_project=cfg.wandb_project, wandb_config=config_to_dict(cfg),
-                resume_step=resume_step,
-            )
-            for d, s in zip(self.dirs, self.seeds, strict=True)
-        ]  # fmt: skip
 
     def _log(self, loggers: list[Logger], metrics: Any, health: Any, env_step: int, rate: float):
         for i, logger in enumerate(loggers):
