@@ -131,8 +131,8 @@ class PQNTrainConfig:
     """Algorithm (PQN; the off-policy algorithms have their own options: scalerl train --help)."""
     env: str = "gymnax:CartPole-v1"
     """Environment id: gymnax:<id> (MinAtar games: gymnax:Breakout-MinAtar, ...) or
-    craftax:Craftax-Classic-Symbolic-v1; the whole loop is jitted. Selecting one resets the
-    agent defaults to its preset."""
+    craftax:Craftax-Classic-Symbolic-v1 (the whole loop jitted), or ale:<Game> (host loop; steps
+    count emulator frames). Selecting one resets the agent defaults to its preset."""
     seed: int = 0
     """Random seed (network init, exploration, environments)."""
     seeds: str | None = None

@@ -1,6 +1,7 @@
 """`scalerl train --algo pqn`: parse options, create run directories, drive the fused PQN loop.
 
-PQN runs on JAX-native ids (gymnax:, craftax:): rollout, Q(λ) targets and all epochs are one
+On JAX-native ids (gymnax:, craftax:) rollout, Q(λ) targets and all epochs are one
+ale:<Game> ids run the host loop of `train.pqn_host`.
 jitted `lax.scan` per chunk of iterations, vmapped over seeds. The loop is PPO's
 (`train.ppo_fused`: the PQN agent has PPO's acting and learning interface). Every seed gets its
 own run directory with config.json ("algo": "pqn"), metrics.csv (+ TensorBoard) and
@@ -45,8 +46,9 @@ DESCRIPTION = (
     "Train PQN (Gallici et al. 2025): Q(λ) from many vectorised environments, no replay buffer "
     "and no target network, LayerNorm, ε-greedy, RAdam. Runs on gymnax:<id> (MinAtar games: "
     "gymnax:Breakout-MinAtar, ...) and craftax:Craftax-Classic-Symbolic-v1 as one jitted scan, "
-    "vmapped over --seeds. Defaults follow --env's preset (MinAtar: the authors' MinAtar "
-    "settings and CNN; others: their CartPole settings). Continue a run: scalerl train "
+    "vmapped over --seeds; ale:<Game> ids run a host loop over Atari envs. Defaults follow "
+    "--env's preset (MinAtar: the authors' MinAtar settings and CNN; ale: their Atari settings; "
+    "others: their CartPole settings). Continue a run: scalerl train "
     "--resume RUN_DIR [RUN_DIR ...]."
 )
 
