@@ -1,9 +1,9 @@
 """`scalerl train --algo pqn`: parse options, create run directories, drive the fused PQN loop.
 
 On JAX-native ids (gymnax:, craftax:) rollout, Q(λ) targets and all epochs are one
-ale:<Game> ids run the host loop of `train.pqn_host`.
 jitted `lax.scan` per chunk of iterations, vmapped over seeds. The loop is PPO's
-(`train.ppo_fused`: the PQN agent has PPO's acting and learning interface). Every seed gets its
+(`train.ppo_fused`: the PQN agent has PPO's acting and learning interface); ale:<Game> ids run
+the host loop of `train.pqn_host`. Every seed gets its
 own run directory with config.json ("algo": "pqn"), metrics.csv (+ TensorBoard) and
 checkpoint.msgpack, so `scalerl report` and `scalerl train --resume` work on PQN runs.
 """
