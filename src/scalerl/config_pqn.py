@@ -146,7 +146,7 @@ class PQNTrainConfig:
     checkpoint_every: int = 0
     """Environment steps between checkpoints (0: only at the end)."""
     name: str | None = None
-    """Run name (directory under run_root). None: pqn-<trunk>-<env>-s<seed>-<timestamp>."""
+    """Run name (directory under run_root). None: pqn-<trunk or torso>-<env>-s<seed>-<time>."""
     run_root: Path = Path("runs")
     """Directory holding run directories."""
     tensorboard: bool = True

@@ -69,7 +69,7 @@ def parse_pqn(args: list[str]) -> PQNTrainConfig:
 
 
 def seed_run_dirs(cfg: PQNTrainConfig, seeds: list[int]) -> list[Path]:
-    """One new directory per seed: <name>[-s<seed>] or pqn-<trunk>-<env>-s<seed>-<stamp>."""
+    """One new directory per seed: <name>[-s<seed>] or <exp_name>-<env>-s<seed>-<stamp>."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dirs = []
     for seed in seeds:
@@ -89,8 +89,10 @@ def seed_run_dirs(cfg: PQNTrainConfig, seeds: list[int]) -> list[Path]:
 
 
 def exp_name(cfg: PQNTrainConfig) -> str:
-    """pqn-<trunk> (the experiment name of the logs and of `scalerl report` labels)."""
-    return f"{ALGO}-{cfg.agent.trunk}"
+    """pqn-<trunk>, or pqn-<torso> without a trunk (the experiment name of the logs and of
+    `scalerl report` labels)."""
+    trunk = cfg.agent.trunk
+    return f"{ALGO}-{resolve_torso(cfg.agent.torso, cfg.env) if trunk == 'none' else trunk}"
 
 
 def read_pqn_config(run_dir: Path) -> PQNTrainConfig:
