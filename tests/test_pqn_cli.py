@@ -73,6 +73,7 @@ def test_bad_options_are_config_errors(tmp_path, capsys):
 def test_env_preset_strip_algo_and_is_run(tmp_path):
     cfg = pqn_run.parse_pqn(["--algo", "pqn", "--env", "gymnax:Asterix-MinAtar", "--lr", "1e-3"])
     assert cfg.agent.num_envs == 128 and cfg.agent.q_lambda == 0.65 and cfg.agent.lr == 1e-3
+    assert pqn_run.exp_name(cfg) == "pqn-minatar"  # the preset has no dense trunk
     assert pqn_run.parse_pqn(["--algo", "pqn"]).agent.reward_scale == 0.1
     assert pqn_run.strip_algo(["--algo", "pqn", "--name", "pqn"]) == ["--name", "pqn"]
     (tmp_path / "config.json").write_text('{"algo": "ppo"}')
