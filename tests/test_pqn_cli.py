@@ -76,6 +76,7 @@ def test_env_preset_strip_algo_and_is_run(tmp_path):
     assert pqn_run.exp_name(cfg) == "pqn-minatar"  # the preset has no dense trunk
     assert pqn_run.parse_pqn(["--algo", "pqn"]).agent.reward_scale == 0.1
     assert pqn_run.strip_algo(["--algo", "pqn", "--name", "pqn"]) == ["--name", "pqn"]
+    assert pqn_run.parse_pqn(["--seeds", "0", "1", "5-6", "--seed", "3"]).seeds == "0,1,5-6"
     (tmp_path / "config.json").write_text('{"algo": "ppo"}')
     assert not pqn_run.is_run(tmp_path) and not pqn_run.is_run(tmp_path / "missing")
 

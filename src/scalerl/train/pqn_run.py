@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,25 @@ def parse_pqn(args: list[str]) -> PQNTrainConfig:
     env = _option(args, "--env") or PQNTrainConfig.env
     return tyro.cli(
         tyro.conf.OmitArgPrefixes[PQNTrainConfig],
-        args=args,
+        args=join_seeds(args),
         default=PQNTrainConfig(env=env, agent=pqn_preset(env)),
         prog="scalerl train --algo pqn",
         description=DESCRIPTION,
     )
+
+
+SEED_TOKEN = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+
+
+def join_seeds(args: list[str]) -> list[str]:
+    """`--seeds 0 1 2` -> `--seeds 0,1,2` (a space-separated list is accepted too)."""
+    out: list[str] = []
+    for arg in args:
+        if out and SEED_TOKEN.match(arg) and len(out) >= 2 and out[-2] == "--seeds":
+            out[-1] = f"{out[-1]},{arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 # ----------------------------------------------------------------------------- run directories
