@@ -25,7 +25,8 @@ INTERNAL = re.compile(r"\bspec\b\W{0,3}(§|\d)|\.\./shared|shared/(spec|referenc
 STUBBED = {"train", "evaluate", "plot", "plasticity", "sweep", "report", "offline", "dataset",
            "envs", "simplicity"}  # fmt: skip
 """Commands whose back-ends the `stubs` fixture replaces (others would do real work)."""
-HELP = ["train", "train --algo ppo", "train --algo dqn", "evaluate", "plot", "plasticity",
+HELP = ["train", "train --algo ppo", "train --algo dqn", "train --algo pqn", "evaluate", "plot",
+        "plasticity",
         "sweep", "report", "offline", "dataset export", "dataset collect", "envs",
         "simplicity"]  # fmt: skip
 
@@ -72,6 +73,12 @@ def stubs(monkeypatch):
         validate_dqn_train(cfg)
         return record(cfg, [])
 
+    def train_pqn(cfg):
+        from scalerl.config_pqn import validate_pqn_train
+
+        validate_pqn_train(cfg)
+        return record(cfg, [])
+
     def sweep(args):
         from scalerl.sweep import spec_from_args
 
@@ -87,6 +94,8 @@ def stubs(monkeypatch):
         "scalerl.train.dqn_run.train_dqn": train_dqn,
         "scalerl.train.dqn_run.resume_dqn": lambda dirs: record(dirs, []),
         "scalerl.train.dqn_run.is_run": lambda run: "dqn-" in str(run),
+        "scalerl.train.pqn_run.train_pqn": train_pqn,
+        "scalerl.train.pqn_run.resume_pqn": lambda dirs: record(dirs, []),
         "scalerl.train.setup.read_config": lambda run: TrainConfig(),
         "scalerl.offline.train.train_offline": train_offline,
         "scalerl.offline.train.resume_offline": lambda dirs: record(dirs, []),

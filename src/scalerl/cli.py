@@ -98,6 +98,7 @@ def run_or_resume(args: list[str], command: str, start: Any, resume: Any) -> Non
 SEPARATE_LOOPS: dict[str, str] = {
     "ppo": "scalerl.train.ppo_run",
     "dqn": "scalerl.train.dqn_run",
+    "pqn": "scalerl.train.pqn_run",
 }
 """Algorithms with their own options and loops -> module with `is_run(dir)` and `main(args)`."""
 

@@ -1,0 +1,311 @@
+"""`scalerl train --algo pqn`: parse options, create run directories, drive the fused PQN loop.
+
+On JAX-native ids (gymnax:, craftax:) rollout, Q(λ) targets and all epochs are one
+jitted `lax.scan` per chunk of iterations, vmapped over seeds. The loop is PPO's
+(`train.ppo_fused`: the PQN agent has PPO's acting and learning interface); ale:<Game> ids run
+the host loop of `train.pqn_host`. Every seed gets its
+own run directory with config.json ("algo": "pqn"), metrics.csv (+ TensorBoard) and
+checkpoint.msgpack, so `scalerl report` and `scalerl train --resume` work on PQN runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import tyro
+
+from scalerl.agents.pqn import PQN, make_pqn
+from scalerl.cli import _option
+from scalerl.config import PlasticityConfig, seed_list
+from scalerl.config_pqn import (
+    PQNConfig,
+    PQNTrainConfig,
+    iterations_per_log,
+    num_iterations,
+    pqn_preset,
+    resolve_torso,
+    validate_pqn_train,
+)
+from scalerl.envs.ale import ALE_PREFIX
+from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
+from scalerl.errors import ConfigError, ScalerlError
+from scalerl.train import ppo_fused
+from scalerl.train.checkpoint import load_checkpoint, save_checkpoint
+from scalerl.train.logging import Logger
+from scalerl.train.ppo_run import progress_line
+from scalerl.train.setup import CHECKPOINT_NAME, CONFIG_NAME, config_to_dict, safe_name
+
+ALGO = "pqn"
+DESCRIPTION = (
+    "Train PQN (Gallici et al. 2025): Q(λ) from many vectorised environments, no replay buffer "
+    "and no target network, LayerNorm, ε-greedy, RAdam. Runs on gymnax:<id> (MinAtar games: "
+    "gymnax:Breakout-MinAtar, ...) and craftax:Craftax-Classic-Symbolic-v1 as one jitted scan, "
+    "vmapped over --seeds; ale:<Game> ids run a host loop over Atari envs. Defaults follow "
+    "--env's preset (MinAtar: the authors' MinAtar settings and CNN; ale: their Atari settings; "
+    "others: their CartPole settings). Continue a run: scalerl train "
+    "--resume RUN_DIR [RUN_DIR ...]."
+)
+
+
+def parse_pqn(args: list[str]) -> PQNTrainConfig:
+    """Parse `scalerl train --algo pqn` options on top of the preset of --env."""
+    env = _option(args, "--env") or PQNTrainConfig.env
+    return tyro.cli(
+        tyro.conf.OmitArgPrefixes[PQNTrainConfig],
+        args=join_seeds(args),
+        default=PQNTrainConfig(env=env, agent=pqn_preset(env)),
+        prog="scalerl train --algo pqn",
+        description=DESCRIPTION,
+    )
+
+
+SEED_TOKEN = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+
+
+def join_seeds(args: list[str]) -> list[str]:
+    """`--seeds 0 1 2` -> `--seeds 0,1,2` (a space-separated list is accepted too)."""
+    out: list[str] = []
+    for arg in args:
+        if out and SEED_TOKEN.match(arg) and len(out) >= 2 and out[-2] == "--seeds":
+            out[-1] = f"{out[-1]},{arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+# ----------------------------------------------------------------------------- run directories
+
+
+def seed_run_dirs(cfg: PQNTrainConfig, seeds: list[int]) -> list[Path]:
+    """One new directory per seed: <name>[-s<seed>] or <exp_name>-<env>-s<seed>-<stamp>."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dirs = []
+    for seed in seeds:
+        if cfg.name:
+            name = cfg.name if len(seeds) == 1 else f"{cfg.name}-s{seed}"
+        else:
+            name = f"{exp_name(cfg)}-{safe_name(cfg.env)}-s{seed}-{stamp}"
+        run_dir = Path(cfg.run_root) / name
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ScalerlError(
+                f"run directory {run_dir} already exists; choose another --name or delete it"
+            )
+        dirs.append(run_dir)
+    for run_dir in dirs:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+def exp_name(cfg: PQNTrainConfig) -> str:
+    """pqn-<trunk>, or pqn-<torso> without a trunk (the experiment name of the logs and of
+    `scalerl report` labels)."""
+    trunk = cfg.agent.trunk
+    return f"{ALGO}-{resolve_torso(cfg.agent.torso, cfg.env) if trunk == 'none' else trunk}"
+
+
+def read_pqn_config(run_dir: Path) -> PQNTrainConfig:
+    """The config.json of a PQN run.
+
+    Raises:
+        ConfigError: not a PQN run, or a config of another scalerl version.
+    """
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise ScalerlError(f"{run_dir} is not a scalerl run directory (no {CONFIG_NAME})")
+    data = json.loads(path.read_text())
+    if data.get("algo") != ALGO:
+        raise ConfigError(f"{run_dir} is not a PQN run; resume it with scalerl train --resume")
+    try:
+        agent = dict(data.pop("agent"))
+        plasticity = PlasticityConfig(**agent.pop("plasticity", {}))
+        data["run_root"] = Path(data["run_root"])
+        return PQNTrainConfig(**data, agent=PQNConfig(**agent, plasticity=plasticity))
+    except (TypeError, KeyError) as err:
+        raise ConfigError(f"config file does not match this scalerl version ({err})") from None
+
+
+def is_run(run_dir: Path) -> bool:
+    """Whether `run_dir` holds a PQN run's config."""
+    try:
+        return json.loads((Path(run_dir) / CONFIG_NAME).read_text()).get("algo") == ALGO
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def frame_shape(env: JaxEnv, torso: str) -> tuple[int, ...]:
+    """What the Q network sees: (obs_dim,) without a torso, the (H, W, C) frame with one.
+
+    Raises:
+        ConfigError: a conv torso on an environment without image observations.
+    """
+    if torso == "none":
+        return (env.obs_dim,)
+    shape = tuple(env.env.observation_space(env.params).shape)
+    if len(shape) != 3:
+        raise ConfigError(
+            f"--torso {torso} needs (H, W, C) frames but {env.env_id} observations have shape "
+            f"{shape}; use --torso none"
+        )
+    return shape
+
+
+def build(cfg: PQNTrainConfig, env: JaxEnv) -> PQN:
+    """The PQN agent of a run on a JAX-native environment."""
+    if not env.discrete:
+        raise ConfigError(f"PQN needs discrete actions; {cfg.env} is continuous")
+    torso = resolve_torso(cfg.agent.torso, cfg.env)
+    shape = frame_shape(env, torso)
+    try:
+        return make_pqn(cfg.agent, shape, env.num_actions, num_iterations(cfg), torso)
+    except (TypeError, ValueError) as err:  # e.g. a torso too deep for small frames
+        msg = f"--torso {torso} cannot read {env.env_id} frames {shape}: {err}"
+        raise ConfigError(msg) from None
+
+
+def train_pqn(cfg: PQNTrainConfig) -> list[Path]:
+    """Run PQN for every seed of `cfg`; returns the run directories."""
+    validate_pqn_train(cfg)
+    seeds = seed_list(cfg)
+    if cfg.env.startswith(ALE_PREFIX):
+        if len(seeds) > 1:
+            raise ConfigError("PQN's ALE loop runs one seed per process; drop --seeds")
+        from scalerl.train.pqn_host import train_ale
+
+        return train_ale(cfg, seeds[0])
+    if not is_jax_env(cfg.env):
+        raise ConfigError(
+            f"PQN runs on JAX-native ids (gymnax:<id>, craftax:<id>) and ale:<Game>, "
+            f"not {cfg.env!r}"
+        )
+    env = make_jax_env(cfg.env)
+    agent = build(cfg, env)
+    dirs = seed_run_dirs(cfg, seeds)
+    for d, s in zip(dirs, seeds, strict=True):
+        one = dataclasses.replace(cfg, seed=s, seeds=None, num_seeds=1)
+        (d / CONFIG_NAME).write_text(json.dumps(config_to_dict(one), indent=2) + "\n")
+    states, carries = ppo_fused.init_seeds(agent, env, seeds)
+    FusedRun(cfg, env, agent, dirs, seeds).run(states, carries, 0)
+    return dirs
+
+
+def resume_pqn(run_dirs: list[Path]) -> list[Path]:
+    """Continue PQN runs (the seed directories of one job) from their checkpoints, exactly."""
+    cfgs = [read_pqn_config(d) for d in run_dirs]
+    base = dataclasses.replace(cfgs[0], seed=0, name=None)
+    if any(dataclasses.replace(c, seed=0, name=None) != base for c in cfgs):
+        raise ConfigError("--resume directories must come from one job (same config)")
+    if not is_jax_env(base.env):
+        raise ConfigError("resume is available for gymnax:/craftax: PQN runs only")
+    seeds = [c.seed for c in cfgs]
+    env = make_jax_env(base.env)
+    agent = build(base, env)
+    template = ppo_fused.init_seeds(agent, env, seeds)
+    trees, iteration = [], None
+    for i, d in enumerate(run_dirs):
+        one = jax.tree_util.tree_map(lambda x, i=i: x[i], template)
+        tree, meta = load_checkpoint(d / CHECKPOINT_NAME, one)
+        trees.append(tree)
+        if iteration not in (None, meta["iteration"]):
+            raise ConfigError("--resume directories were checkpointed at different iterations")
+        iteration = meta["iteration"]
+    states, carries = jax.tree_util.tree_map(lambda *xs: jax.device_put(np.stack(xs)), *trees)
+    FusedRun(base, env, agent, list(run_dirs), seeds).run(states, carries, iteration)
+    return list(run_dirs)
+
+
+def open_loggers(
+    cfg: PQNTrainConfig, dirs: list[Path], seeds: list[int], resume_step: int | None = None
+) -> list[Logger]:
+    """One Logger per seed (exp_name pqn-<trunk>)."""
+    return [
+        Logger(
+            d, exp_name(cfg), cfg.env, s, tensorboard=cfg.tensorboard,
+            wandb_project=cfg.wandb_project, wandb_config=config_to_dict(cfg),
+            resume_step=resume_step,
+        )
+        for d, s in zip(dirs, seeds, strict=True)
+    ]  # fmt: skip
+
+
+@dataclasses.dataclass
+class FusedRun:
+    """Drives the fused loop in chunks of `iterations_per_log` iterations (all seeds at once)."""
+
+    cfg: PQNTrainConfig
+    env: JaxEnv
+    agent: PQN
+    dirs: list[Path]
+    seeds: list[int]
+
+    def run(self, states: Any, carries: Any, start: int) -> None:
+        """Iterations start..num_iterations; log and checkpoint between chunks."""
+        cfg, total, batch = self.cfg, num_iterations(self.cfg), self.cfg.agent.batch_size
+        loggers = open_loggers(cfg, self.dirs, self.seeds, start * batch if start else None)
+        chunks: dict[int, Any] = {}
+        done, last_ckpt = start, start
+        try:
+            while done < total:
+                n = min(iterations_per_log(cfg), total - done)
+                if n not in chunks:
+                    chunks[n] = ppo_fused.make_chunk_many(self.agent, self.env, n, cfg.health)
+                t0 = time.perf_counter()
+                states, carries, out = chunks[n](states, carries)
+                metrics, health = jax.device_get(out)
+                done += n
+                rate = n * batch * len(self.seeds) / (time.perf_counter() - t0)
+                self._log(loggers, metrics, health, done * batch, rate)
+                every = cfg.checkpoint_every
+                if done == total or (every and (done - last_ckpt) * batch >= every):
+                    self._checkpoint(states, carries, done)
+                    last_ckpt = done
+        finally:
+            for logger in loggers:
+                logger.close()
+
+    def _log(self, loggers: list[Logger], metrics: Any, health: Any, env_step: int, rate: float):
+        for i, logger in enumerate(loggers):
+            summary = ppo_fused.summarize(jax.tree_util.tree_map(lambda x, i=i: x[i], metrics))
+            summary |= {k: float(v[i]) for k, v in health.items()}
+            summary["perf/env_steps_per_second"] = rate
+            logger.log(summary, env_step)
+            if self.cfg.progress:
+                print(progress_line(self.seeds[i], env_step, summary))
+
+    def _checkpoint(self, states: Any, carries: Any, iteration: int) -> None:
+        for i, d in enumerate(self.dirs):
+            tree = jax.tree_util.tree_map(lambda x, i=i: np.asarray(x[i]), (states, carries))
+            meta = {"iteration": iteration, "env_step": iteration * self.cfg.agent.batch_size}
+            save_checkpoint(d / CHECKPOINT_NAME, tree, meta | {"algo": ALGO})
+
+
+def strip_algo(args: list[str]) -> list[str]:
+    """`args` without its `--algo pqn` / `--algo=pqn`."""
+    out, skip = [], False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+        elif arg == "--algo" and args[i + 1 : i + 2] == [ALGO]:
+            skip = True
+        elif arg != f"--algo={ALGO}":
+            out.append(arg)
+    return out
+
+
+def main(args: list[str]) -> list[Path]:
+    """`scalerl train --algo pqn ...` or `scalerl train --resume DIR ...` of a PQN run."""
+    rest = strip_algo(args)
+    if rest[:1] == ["--resume"]:
+        if len(rest) < 2 or any(a.startswith("-") for a in rest[1:]):
+            raise ScalerlError("usage: scalerl train --algo pqn --resume RUN_DIR [RUN_DIR ...]")
+        return resume_pqn([Path(a) for a in rest[1:]])
+    return train_pqn(parse_pqn(args))
