@@ -311,6 +311,9 @@ class TrainConfig:
     wandb extra, see README "Install")."""
     progress: bool = True
     """Show a progress bar."""
+    profile: bool = False
+    """Time the loop's phases (environment, updates, compilation, evaluation, logging,
+    checkpoints) and write <run>/profile.json and profile.txt at the end (docs/performance.md)."""
     init_from: Path | None = None
     """Start from this run's checkpoint (e.g. an offline run): networks, target critic,
     temperature and normaliser statistics; fresh optimizer state and LR schedule."""

@@ -36,6 +36,7 @@ from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.evaluate import evaluate_batch, make_policy
 from scalerl.train.hooks import Hooks
 from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
+from scalerl.train.profile import Profiler
 from scalerl.train.progress import FirstCalls, Progress, start_message, summary_every
 from scalerl.train.resume import (
     ActionLog,
@@ -167,11 +168,17 @@ class Run:
     counters: LoopCounters = field(default_factory=LoopCounters)
     preload: Dataset | None = None
     """The --preload-dataset (validated against the env), or None."""
+    profiler: Profiler = field(default_factory=lambda: Profiler(False))
+    """Phase timers of --profile (inactive otherwise)."""
 
     def env_step(self, agent_step: int) -> int:
         return agent_step * self.cfg.action_repeat
 
     def evaluate(self, states: SACState, agent_step: int) -> None:
+        with self.profiler.phase("eval"):
+            self._evaluate(states, agent_step)
+
+    def _evaluate(self, states: SACState, agent_step: int) -> None:
         envs = [s.eval_env for s in self.seeds]
         results = evaluate_batch(envs, self.policy, states, self.cfg.eval_episodes)
         self.counters.eval_resets += self.cfg.eval_episodes
@@ -183,6 +190,10 @@ class Run:
 
     def record(self, states: SACState, agent_step: int) -> None:
         """One deterministic episode per seed to <run>/videos/ (every `video_every` steps)."""
+        with self.profiler.phase("video"):
+            self._record(states, agent_step)
+
+    def _record(self, states: SACState, agent_step: int) -> None:
         for i, seed_run in enumerate(self.seeds):
             policy = seed_policy(self.policy, states, i)
             cfg = seed_run.cfg
@@ -195,6 +206,10 @@ class Run:
 
     def checkpoint(self, states: SACState, buffers: Any, actions: np.ndarray) -> None:
         """The agent checkpoint (for evaluate) and the full resume checkpoint of every seed."""
+        with self.profiler.phase("checkpoint"):
+            self._checkpoint(states, buffers, actions)
+
+    def _checkpoint(self, states: SACState, buffers: Any, actions: np.ndarray) -> None:
         for i, seed_run in enumerate(self.seeds):  # resume point first: see `_never_saved`
             state = take_seed(states, i)
             tree = {"agent": state, "buffer": take_seed(buffers, i), "next_action": actions[i]}
@@ -227,7 +242,8 @@ def _start_fresh(cfg: TrainConfig) -> tuple[Run, tuple]:
     run = None
     try:
         run = _open_run(cfg, [None] * len(seed_list(cfg)), created)
-        return run, _initial(run)
+        with run.profiler.phase("setup"):
+            return run, _initial(run)
     except ScalerlError:
         for seed_run in run.seeds if run else []:
             seed_run.close()
@@ -251,17 +267,31 @@ def resume(run_dirs: list[Path]) -> list[Path]:
     cfg = dataclasses.replace(cfgs[0], seeds=seeds if len(cfgs) > 1 else None, num_seeds=1)
     enable_compilation_cache()
     run = _open_run(cfg, list(run_dirs))
-    return _execute(run, lambda: _restore(run))
+    return _execute(run, lambda: _setup(run, _restore))
+
+
+def _setup(run: Run, start: Any) -> Any:
+    with run.profiler.phase("setup"):
+        return start(run)
 
 
 def _execute(run: Run, start: Any) -> list[Path]:
     print(start_message([s.run_dir for s in run.seeds], run.cfg.tensorboard), flush=True)
     try:
         _run_loop(run, *start())
+        if run.profiler.enabled:
+            _write_profile(run)
     finally:
         for seed_run in run.seeds:
             seed_run.close()
     return [s.run_dir for s in run.seeds]
+
+
+def _write_profile(run: Run) -> None:
+    """--profile: the phase table into every seed's run directory, and on stdout."""
+    for seed_run in run.seeds:
+        table = run.profiler.write(seed_run.run_dir)
+    print(f"scalerl: time by phase (all seeds together; {len(run.seeds)} seed(s)):\n{table}")
 
 
 def _open_seed(
@@ -305,7 +335,8 @@ def _open_run(cfg: TrainConfig, run_dirs: list[Path | None], created: list | Non
     obs_dim, action_dim = env_info(seeds[0].env)
     sac = build_agent(cfg, obs_dim, action_dim)
     preload = load_preload(cfg, obs_dim, action_dim)
-    return Run(cfg, sac, seeds, make_policy(sac), preload=preload)
+    profiler = Profiler(cfg.profile)
+    return Run(cfg, sac, seeds, make_policy(sac), preload=preload, profiler=profiler)
 
 
 def _initial(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
@@ -417,26 +448,35 @@ def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions
     hooks = Hooks(cfg, run.sac, seed_list(cfg))
     hooks.fresh_draws = c.fresh_draws
     progress = _progress(run)
-    call = FirstCalls(progress)
+    call, prof = FirstCalls(progress), run.profiler
     for t in range(c.t + 1, total + 1):
-        transitions, obs = _env_step(run, obs, actions)
+        with prof.phase("env"):
+            transitions, obs = _env_step(run, obs, actions)
         warm = t < cfg.warmup_steps
         num_updates = 0 if warm else schedule.next()
         step_fn = cache.get(num_updates, random_action=warm)
-        out, compile_s = call((num_updates, warm), step_fn, states, buffers, transitions, obs)
-        states, buffers, actions, metrics = out
+        with prof.phase("update"):
+            out, compile_s = call((num_updates, warm), step_fn, states, buffers, transitions, obs)
+            states, buffers, actions, metrics = prof.sync(out)
+        prof.move("update", "compile", compile_s)
         window.exclude(compile_s)
-        actions, metrics = jax.device_get((actions, metrics))
-        _record(run, states, metrics, t)
-        states, info = hooks.after_updates(states, buffers, c.updates, c.updates + num_updates, t)
+        with prof.phase("log"):
+            actions, metrics = jax.device_get((actions, metrics))
+            _record(run, states, metrics, t)
+        with prof.phase("hooks"):
+            after = c.updates + num_updates
+            states, info = prof.sync(hooks.after_updates(states, buffers, c.updates, after, t))
         _log_each(run, info, t)
         c.t, c.updates = t, c.updates + num_updates
         c.utd_counter, c.fresh_draws = schedule.counter, hooks.fresh_draws
         if cfg.health_every and t % cfg.health_every == 0 and c.updates > 0:
-            _log_each(run, hooks.health(states, buffers, t), t)
+            with prof.phase("hooks"):
+                health = hooks.health(states, buffers, t)
+            _log_each(run, health, t)
         window.steps, window.updates = window.steps + 1, window.updates + num_updates
         if t % cfg.log_every == 0:
-            _log(run, window.rates(cfg.action_repeat), t)
+            with prof.phase("log"):
+                _log(run, window.rates(cfg.action_repeat), t)
             window = Window()
         if cfg.video_every and t % cfg.video_every == 0:
             run.record(states, t)
@@ -447,7 +487,8 @@ def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions
         elif cfg.checkpoint_every and t % cfg.checkpoint_every == 0:
             run.checkpoint(states, buffers, actions)
         if t % 100 == 0 or t == total:
-            _show(run, progress, t)
+            with prof.phase("log"):
+                _show(run, progress, t)
     progress.close()
 
 
@@ -467,9 +508,10 @@ def _record(run: Run, states: SACState, metrics: dict[str, np.ndarray], t: int) 
 
 
 def _log_each(run: Run, per_seed: list[dict[str, float]], t: int) -> None:
-    for seed_run, metrics in zip(run.seeds, per_seed, strict=True):
-        if metrics:
-            seed_run.logger.log(metrics, run.env_step(t))
+    with run.profiler.phase("log"):
+        for seed_run, metrics in zip(run.seeds, per_seed, strict=True):
+            if metrics:
+                seed_run.logger.log(metrics, run.env_step(t))
 
 
 def _log(run: Run, perf: dict[str, float], t: int) -> None:
