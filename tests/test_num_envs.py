@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert rows(a) == rows(b)
 
 
+@functools.cache
 def newest(run_dir: Path) -> tuple[dict, dict]:
+    """The newest resume checkpoint of a run: (tree, meta)."""
     cfg = read_config(run_dir)
     sac = build_agent(cfg, 3, 1)
     return load_resume(run_dir, resume_template(sac, STEPS))
@@ -148,12 +151,8 @@ def test_action_log_rows_are_loop_steps():
     assert single.upto(2).shape == (2, 2) and single.upto(2)[1].sum() == 2
 
 
-def test_env_axis_of_the_state_round_trips():
-    from scalerl.agents.registry import make_agent
-    from scalerl.config import AgentConfig
-
-    agent = AgentConfig(agent="mlp", actor_width=8, critic_width=8, gamma=0.9, use_cdq=False)
-    state = make_agent(agent, 3, 1, 10).init(jax.random.PRNGKey(0))
+def test_env_axis_of_the_state_round_trips(runs):
+    state = load_run_agent(runs[0])[1]
     assert with_env_axis(state, 1) is state
     wide = with_env_axis(state, 5)
     assert wide.reward_stats.ret.shape == (5,)
