@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import tyro
 
 from scalerl import __version__
-from scalerl.config import AGENTS, TrainConfig, agent_preset, replace
+from scalerl.config import AGENTS, TrainConfig, agent_preset, apply_train_preset, replace
 from scalerl.errors import ScalerlError
 
 COMMANDS = {
@@ -46,14 +46,17 @@ def _option(args: list[str], flag: str) -> str | None:
 
 def train_defaults(args: list[str]) -> TrainConfig:
     """Defaults of `scalerl train`: --agent's preset, or with --init-from RUN that run's env
-    and networks with the online preset's learning rates and no behaviour cloning."""
+    and networks with the online preset's learning rates and no behaviour cloning; then the
+    run --preset's values."""
+    preset = _option(args, "--preset") or "default"
     init_from = _option(args, "--init-from")
     if init_from is None:
-        return TrainConfig(agent=agent_preset(agent_from_args(args)))
+        return apply_train_preset(TrainConfig(agent=agent_preset(agent_from_args(args))), preset)
     from scalerl.train.setup import read_config
 
     base = read_config(Path(init_from))
-    return continue_defaults(base, agent_from_args(args, base.agent.agent))
+    return apply_train_preset(continue_defaults(base, agent_from_args(args, base.agent.agent)),
+                              preset)  # fmt: skip
 
 
 def continue_defaults(base: TrainConfig, agent: str) -> TrainConfig:

@@ -272,13 +272,25 @@ class TrainConfig:
     """Train several seeds in one process with jax.vmap, e.g. 0-7 or 0,3,5 (overrides --seed)."""
     num_seeds: int = 1
     """Train seeds seed, seed+1, ..., seed+num_seeds-1 in one process (ignored with --seeds)."""
+    preset: Literal["default", "parallel"] = "default"
+    """Run preset: default (one environment per seed, the SimbaV2 setting) or parallel (many
+    environments, large batches, few updates per transition, after FastTD3; docs/performance.md).
+    Selecting one sets num_envs, utd and batch_size; explicit options win."""
     env_steps: int = 1_000_000
     """Budget in environment frames (agent steps x action repeat), as the paper counts."""
+    num_envs: int = 1
+    """Environment instances per seed, stepped together; each loop step adds num_envs
+    transitions (agent steps) and runs utd x num_envs updates."""
+    async_envs: bool = False
+    """With num_envs > 1: step the environments in worker processes (gymnasium
+    AsyncVectorEnv) instead of one after another in the main process."""
     utd: float | None = None
-    """Gradient updates per agent step (may be fractional, e.g. 0.5). None = auto: the action
-    repeat, as in the SimbaV2 configuration (DMC/MyoSuite/HumanoidBench 2, MuJoCo 1)."""
+    """Gradient updates per agent step, i.e. per transition (may be fractional, e.g. 0.5). None =
+    auto: the action repeat, as in the SimbaV2 configuration (DMC/MyoSuite/HumanoidBench 2, MuJoCo
+    1)."""
     warmup_steps: int = 5_000
-    """Agent steps of uniform random actions before the first update."""
+    """Agent steps (transitions, all environments of a seed together) of uniform random actions
+    before the first update."""
     buffer_capacity: int = 1_000_000
     """Replay buffer capacity in transitions."""
     action_repeat: int | None = None
@@ -311,6 +323,9 @@ class TrainConfig:
     wandb extra, see README "Install")."""
     progress: bool = True
     """Show a progress bar."""
+    profile: bool = False
+    """Time the loop's phases (environment, updates, compilation, evaluation, logging,
+    checkpoints) and write <run>/profile.json and profile.txt at the end (docs/performance.md)."""
     init_from: Path | None = None
     """Start from this run's checkpoint (e.g. an offline run): networks, target critic,
     temperature and normaliser statistics; fresh optimizer state and LR schedule."""
@@ -318,6 +333,57 @@ class TrainConfig:
     """Put this dataset (scalerl .npz, D4RL .hdf5 or Minari directory) into the replay buffer
     before the first step (offline-to-online; see docs/offline.md)."""
     agent: AgentConfig = field(default_factory=AgentConfig)
+
+
+TRAIN_PRESETS: dict[str, dict[str, object]] = {
+    "default": {},
+    "parallel": {"num_envs": 128, "utd": 2 / 128},
+}
+"""Each run preset as its changes to the TrainConfig defaults. parallel: FastTD3's HumanoidBench
+setting (Seo et al. 2025, hyper-parameters of the paper's code): 128 environments and 2 gradient
+updates per step of all of them, i.e. 1/64 update per transition."""
+TRAIN_PRESET_AGENT: dict[str, dict[str, object]] = {
+    "default": {},
+    "parallel": {"batch_size": 32_768},
+}
+"""Each run preset's changes to the agent defaults (FastTD3: batch size 32,768)."""
+
+
+def _train_preset_init(dataclass_init):
+    """Wrap TrainConfig.__init__ so fields not passed come from the `preset`.
+
+    `TrainConfig(preset="parallel")` is that preset (its agent too) and `TrainConfig(
+    preset="parallel", num_envs=16)` the preset with one change. An `agent` passed explicitly is
+    used as given. Callers that pass every field (tyro, `dataclasses.replace`, `config_from_dict`)
+    get exactly what they pass.
+    """
+
+    @functools.wraps(dataclass_init)
+    def __init__(self, *args, **kwargs):  # noqa: N807
+        names = [f.name for f in dataclasses.fields(TrainConfig)]
+        kwargs.update(zip(names, args, strict=False))
+        preset = kwargs.get("preset", "default")
+        changes = dict(TRAIN_PRESETS.get(preset, {}))
+        if TRAIN_PRESET_AGENT.get(preset):
+            changes["agent"] = AgentConfig(**TRAIN_PRESET_AGENT[preset])
+        dataclass_init(self, **({k: v for k, v in changes.items() if k not in kwargs} | kwargs))
+
+    return __init__
+
+
+TrainConfig.__init__ = _train_preset_init(TrainConfig.__init__)
+
+
+def apply_train_preset(cfg: TrainConfig, preset: str) -> TrainConfig:
+    """`cfg` with the run preset's values on top (its agent keeps everything else).
+
+    Raises:
+        ConfigError: unknown preset name.
+    """
+    if preset not in TRAIN_PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(TRAIN_PRESETS)}")
+    agent = dataclasses.replace(cfg.agent, **TRAIN_PRESET_AGENT[preset])
+    return dataclasses.replace(cfg, preset=preset, agent=agent, **TRAIN_PRESETS[preset])
 
 
 @dataclass(frozen=True)
@@ -464,8 +530,22 @@ def validate_train(cfg: TrainConfig) -> None:
         raise ConfigError("health_every must be >= 0 and health_batch >= 2")
     if cfg.checkpoint_every < 0 or cfg.video_every < 0:
         raise ConfigError("checkpoint_every and video_every must be >= 0")
+    validate_num_envs(cfg)
     seed_list(cfg)
     validate_agent(cfg.agent)
+
+
+def validate_num_envs(cfg: TrainConfig) -> None:
+    """Raise ConfigError for a num_envs setting that cannot work."""
+    if cfg.num_envs < 1:
+        raise ConfigError(f"num_envs must be >= 1, got {cfg.num_envs}; fix --num-envs")
+    if cfg.num_envs == 1:
+        return
+    if cfg.agent.n_step > 1:
+        raise ConfigError("n_step > 1 needs --num-envs 1 (the replay buffer interleaves the "
+                          "environments' transitions); pass --n-step 1")  # fmt: skip
+    if cfg.agent.algo != "sac" and cfg.agent.noise_color > 0:
+        raise ConfigError("coloured exploration noise needs --num-envs 1; pass --noise-color 0")
 
 
 def seed_list(cfg: TrainConfig | OfflineConfig) -> list[int]:

@@ -100,10 +100,14 @@ def reward_scale_update(
     """G <- gamma (1 - done) G + r; update the statistics of G and max |G|.
 
     `done` is terminated OR truncated of the same transition (gymnasium NormalizeReward rule).
+    With one G per environment (shape (N,)), all N enter the statistics in one merge.
     """
     ret = gamma * (1.0 - done) * state.ret + reward
-    stats = stats_update(state.stats, ret[None])
-    return RewardScaleState(ret, stats, jnp.maximum(state.ret_abs_max, jnp.abs(ret)))
+    if ret.ndim == 0:
+        stats = stats_update(state.stats, ret[None])
+        return RewardScaleState(ret, stats, jnp.maximum(state.ret_abs_max, jnp.abs(ret)))
+    stats = stats_update(state.stats, ret)
+    return RewardScaleState(ret, stats, jnp.maximum(state.ret_abs_max, jnp.max(jnp.abs(ret))))
 
 
 def reward_scale(state: RewardScaleState, g_max: float) -> jax.Array:

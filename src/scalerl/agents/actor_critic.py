@@ -297,12 +297,14 @@ class ActorCritic:
 
         Args:
             state: agent state.
-            obs: the observation the agent is about to act on (d_o,).
-            reward: raw reward of the previous transition.
-            done: terminated OR truncated of the previous transition.
+            obs: the observation the agent is about to act on (d_o,), or one per environment
+                (N, d_o) when the state holds N running returns (`train.vector.with_env_axis`).
+            reward: raw reward of the previous transition (() or (N,)).
+            done: terminated OR truncated of the previous transition (() or (N,)).
         """
+        batch = obs[None] if obs.ndim == 1 else obs
         obs_stats = (
-            stats_update(state.obs_stats, obs[None]) if self.cfg.normalize_obs else state.obs_stats
+            stats_update(state.obs_stats, batch) if self.cfg.normalize_obs else state.obs_stats
         )
         reward_stats = state.reward_stats
         if self.cfg.normalize_reward:

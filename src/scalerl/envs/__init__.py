@@ -10,7 +10,7 @@ os.environ.setdefault("MUJOCO_GL", default_gl_backend())
 # ruff: noqa: E402
 
 from scalerl.envs.dmc import DMCEnv, parse_dmc_id
-from scalerl.envs.make import env_info, make_env
+from scalerl.envs.make import env_info, env_seed, make_env, make_vector_env
 from scalerl.envs.suites import (
     DMC_EASY_MEDIUM,
     DMC_HARD,
@@ -66,6 +66,8 @@ __all__ = [
     "discount_heuristic",
     "env_info",
     "make_env",
+    "make_vector_env",
+    "env_seed",
     "normalize_task_name",
     "parse_dmc_id",
     "reference_scores",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import logging
 import warnings
 from collections.abc import Iterator
 
 import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from scalerl.envs.dmc import DMCEnv, parse_dmc_id
 from scalerl.envs.suites import MYOSUITE_IDS, suite_of, suite_preset
@@ -177,6 +180,54 @@ def make_env(
     return env
 
 
+def env_seed(seed: int, index: int) -> int:
+    """Seed of environment `index` of a seed's vector of environments: `seed` itself for the
+    first (so one environment is exactly the single-environment run), then independent streams
+    derived with `numpy.random.SeedSequence`."""
+    if index == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def make_vector_env(
+    env_id: str,
+    seed: int,
+    num_envs: int,
+    *,
+    action_repeat: int | None = None,
+    max_episode_steps: int | None = None,
+    asynchronous: bool = False,
+) -> VectorEnv:
+    """`num_envs` environments of :func:`make_env` (seeds from :func:`env_seed`) as one
+    Gymnasium vector env that resets an environment in the step that ends its episode.
+
+    A step returns the reset observations; the true last observations of the environments whose
+    episodes ended are in ``info["final_obs"]`` (rows where ``info["_final_obs"]`` is set).
+
+    Args:
+        env_id: Environment id (see :func:`make_env`).
+        seed: Seed of the first environment.
+        num_envs: Number of environments (>= 1).
+        action_repeat: Raw steps per agent step; ``None`` = suite preset.
+        max_episode_steps: Episode limit in raw steps; ``None`` = suite preset.
+        asynchronous: Step the environments in worker processes (``AsyncVectorEnv``, spawned)
+            instead of one after another in this process.
+
+    Raises:
+        EnvError: As :func:`make_env` (checked in this process first).
+    """
+    limits = {"action_repeat": action_repeat, "max_episode_steps": max_episode_steps}
+    make_env(env_id, seed, **limits).close()  # a bad id fails here, with scalerl's message
+    fns = [functools.partial(make_env, env_id, env_seed(seed, i), **limits)
+           for i in range(num_envs)]  # fmt: skip
+    if asynchronous:
+        return AsyncVectorEnv(fns, context="spawn", autoreset_mode=AutoresetMode.SAME_STEP)
+    return SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
 def env_info(env: gym.Env) -> tuple[int, int]:
-    """Returns ``(obs_dim, act_dim)`` of an environment made by :func:`make_env`."""
-    return int(env.observation_space.shape[0]), int(env.action_space.shape[0])
+    """Returns ``(obs_dim, act_dim)`` of an environment made by :func:`make_env` (or of each
+    environment of a :func:`make_vector_env`)."""
+    obs_space = getattr(env, "single_observation_space", env.observation_space)
+    action_space = getattr(env, "single_action_space", env.action_space)
+    return int(obs_space.shape[0]), int(action_space.shape[0])

@@ -28,14 +28,15 @@ from scalerl.analysis.plots import plot_learning_curve
 from scalerl.buffers.replay import Transition, replay_init
 from scalerl.config import TrainConfig, seed_list
 from scalerl.datasets import Dataset
-from scalerl.envs import env_info, make_env
+from scalerl.envs import env_info, make_env, make_vector_env
 from scalerl.errors import CheckpointError, ScalerlError, TrainingError
 from scalerl.offline.finetune import initial_state, load_preload, preload_buffer, preload_rows
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.evaluate import evaluate_batch, make_policy
-from scalerl.train.hooks import Hooks
+from scalerl.train.hooks import Hooks, crossed
 from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
+from scalerl.train.profile import Profiler
 from scalerl.train.progress import FirstCalls, Progress, start_message, summary_every
 from scalerl.train.resume import (
     ActionLog,
@@ -62,6 +63,12 @@ from scalerl.train.setup import (
     write_config,
 )
 from scalerl.train.step import StepCache, UpdateSchedule
+from scalerl.train.vector import (
+    final_observations,
+    single_env_view,
+    total_agent_steps,
+    with_env_axis,
+)
 from scalerl.train.video import check_rendering, maybe_record, seed_policy
 
 CURVE_NAME = "learning_curve.png"
@@ -89,23 +96,34 @@ class Window:
 
 @dataclass
 class SeedRun:
-    """Host-side pieces of one seed: its config, run directory, environments and logger."""
+    """Host-side pieces of one seed: its config, run directory, environments and logger.
+
+    With `num_envs` > 1, `env` is a vector env and the episode counters are arrays (one entry
+    per environment).
+    """
 
     cfg: TrainConfig
     run_dir: Path
-    env: gym.Env
+    env: Any
     eval_env: gym.Env
     logger: Logger | None
     actions: ActionLog
     acc: MeanAccumulator = field(default_factory=MeanAccumulator)
-    episode_return: float = 0.0
-    episode_length: int = 0
+    episode_return: Any = 0.0
+    episode_length: Any = 0
     last_eval: float = math.nan
     last_train: float = math.nan
     """Return of the last finished training episode (for the progress display)."""
 
+    def __post_init__(self) -> None:
+        if self.cfg.num_envs > 1:
+            self.episode_return = np.zeros(self.cfg.num_envs)
+            self.episode_length = np.zeros(self.cfg.num_envs, np.int64)
+
     def step(self, obs: np.ndarray, action: np.ndarray) -> tuple[tuple, np.ndarray]:
-        """Step the training env; (transition row, observation to act on next)."""
+        """Step the training env(s); (transition row, observation(s) to act on next)."""
+        if self.cfg.num_envs > 1:
+            return self._step_vector(obs, action)
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         row = (obs, action, reward, terminated, truncated, next_obs)
         self.episode_return += float(reward)
@@ -115,6 +133,16 @@ class SeedRun:
             next_obs, _ = self.env.reset()
         return row, next_obs
 
+    def _step_vector(self, obs: np.ndarray, action: np.ndarray) -> tuple[tuple, np.ndarray]:
+        """Step every environment; an ended episode's row ends in its true last observation."""
+        next_obs, reward, terminated, truncated, info = self.env.step(action)
+        row = (obs, action, reward, terminated, truncated, final_observations(next_obs, info))
+        self.episode_return += reward
+        self.episode_length += 1
+        for i in np.flatnonzero(np.logical_or(terminated, truncated)):
+            self.end_episode(i)
+        return row, next_obs
+
     def replay(self, actions: np.ndarray) -> np.ndarray:
         """Bring a freshly made env to the state after `actions`; the obs to act on next."""
         obs, _ = self.env.reset()
@@ -122,15 +150,17 @@ class SeedRun:
             _, obs = self.step(obs, action)
         return obs
 
-    def end_episode(self) -> None:
-        self.last_train = self.episode_return
-        self.acc.add(
-            {
-                "train/episode_return": self.episode_return,
-                "train/episode_length": self.episode_length,
-            }
-        )
-        self.episode_return, self.episode_length = 0.0, 0
+    def end_episode(self, i: int | None = None) -> None:
+        """Log the finished episode (of environment `i` with several environments)."""
+        ret, length = self.episode_return, self.episode_length
+        if i is not None:
+            ret, length = float(ret[i]), int(length[i])
+        self.last_train = ret
+        self.acc.add({"train/episode_return": ret, "train/episode_length": length})
+        if i is None:
+            self.episode_return, self.episode_length = 0.0, 0
+        else:
+            self.episode_return[i], self.episode_length[i] = 0.0, 0
 
     def meta(self, agent_step: int) -> dict[str, Any]:
         return {
@@ -141,12 +171,15 @@ class SeedRun:
         }
 
     def checkpoint(self, state: SACState, agent_step: int, name: str = CHECKPOINT_NAME) -> None:
+        state = single_env_view(state, self.cfg.num_envs)
         save_checkpoint(self.run_dir / name, state, self.meta(agent_step))
 
     def save_resume(self, tree: dict[str, Any], counters: LoopCounters) -> None:
         """Full-state checkpoint of this seed (see `train.resume`)."""
         tree = tree | {"actions": self.actions.upto(counters.t)}
-        extra = {"episode": [self.episode_return, self.episode_length], "acc": self.acc.state()}
+        episode = [np.asarray(self.episode_return).tolist(),
+                   np.asarray(self.episode_length).tolist()]  # fmt: skip
+        extra = {"episode": episode, "acc": self.acc.state()}
         save_resume(self.run_dir, tree, counters, self.meta(counters.t) | extra)
 
     def close(self) -> None:
@@ -167,22 +200,40 @@ class Run:
     counters: LoopCounters = field(default_factory=LoopCounters)
     preload: Dataset | None = None
     """The --preload-dataset (validated against the env), or None."""
+    profiler: Profiler = field(default_factory=lambda: Profiler(False))
+    """Phase timers of --profile (inactive otherwise)."""
+    clock: float = field(default_factory=time.perf_counter)
+    """When this process's part of the run started (`wall_s` counts from it)."""
+
+    def wall_s(self) -> float:
+        """Wall-clock seconds of the run so far: earlier processes (up to the checkpoint this one
+        resumed from) and this one."""
+        return self.counters.wall_s + time.perf_counter() - self.clock
 
     def env_step(self, agent_step: int) -> int:
         return agent_step * self.cfg.action_repeat
 
     def evaluate(self, states: SACState, agent_step: int) -> None:
+        with self.profiler.phase("eval"):
+            self._evaluate(states, agent_step)
+
+    def _evaluate(self, states: SACState, agent_step: int) -> None:
         envs = [s.eval_env for s in self.seeds]
         results = evaluate_batch(envs, self.policy, states, self.cfg.eval_episodes)
         self.counters.eval_resets += self.cfg.eval_episodes
+        wall = {"perf/wall_time_s": self.wall_s()}
         for seed_run, result in zip(self.seeds, results, strict=True):
-            metrics = result.metrics()
+            metrics = result.metrics() | wall
             seed_run.last_eval = metrics["eval/return"]
             seed_run.logger.log(metrics, self.env_step(agent_step))
             plot_learning_curve(seed_run.run_dir / "metrics.csv", seed_run.run_dir / CURVE_NAME)
 
     def record(self, states: SACState, agent_step: int) -> None:
         """One deterministic episode per seed to <run>/videos/ (every `video_every` steps)."""
+        with self.profiler.phase("video"):
+            self._record(states, agent_step)
+
+    def _record(self, states: SACState, agent_step: int) -> None:
         for i, seed_run in enumerate(self.seeds):
             policy = seed_policy(self.policy, states, i)
             cfg = seed_run.cfg
@@ -195,6 +246,11 @@ class Run:
 
     def checkpoint(self, states: SACState, buffers: Any, actions: np.ndarray) -> None:
         """The agent checkpoint (for evaluate) and the full resume checkpoint of every seed."""
+        with self.profiler.phase("checkpoint"):
+            self._checkpoint(states, buffers, actions)
+
+    def _checkpoint(self, states: SACState, buffers: Any, actions: np.ndarray) -> None:
+        self.counters.wall_s, self.clock = self.wall_s(), time.perf_counter()
         for i, seed_run in enumerate(self.seeds):  # resume point first: see `_never_saved`
             state = take_seed(states, i)
             tree = {"agent": state, "buffer": take_seed(buffers, i), "next_action": actions[i]}
@@ -227,7 +283,8 @@ def _start_fresh(cfg: TrainConfig) -> tuple[Run, tuple]:
     run = None
     try:
         run = _open_run(cfg, [None] * len(seed_list(cfg)), created)
-        return run, _initial(run)
+        with run.profiler.phase("setup"):
+            return run, _initial(run)
     except ScalerlError:
         for seed_run in run.seeds if run else []:
             seed_run.close()
@@ -251,17 +308,31 @@ def resume(run_dirs: list[Path]) -> list[Path]:
     cfg = dataclasses.replace(cfgs[0], seeds=seeds if len(cfgs) > 1 else None, num_seeds=1)
     enable_compilation_cache()
     run = _open_run(cfg, list(run_dirs))
-    return _execute(run, lambda: _restore(run))
+    return _execute(run, lambda: _setup(run, _restore))
+
+
+def _setup(run: Run, start: Any) -> Any:
+    with run.profiler.phase("setup"):
+        return start(run)
 
 
 def _execute(run: Run, start: Any) -> list[Path]:
     print(start_message([s.run_dir for s in run.seeds], run.cfg.tensorboard), flush=True)
     try:
         _run_loop(run, *start())
+        if run.profiler.enabled:
+            _write_profile(run)
     finally:
         for seed_run in run.seeds:
             seed_run.close()
     return [s.run_dir for s in run.seeds]
+
+
+def _write_profile(run: Run) -> None:
+    """--profile: the phase table into every seed's run directory, and on stdout."""
+    for seed_run in run.seeds:
+        table = run.profiler.write(seed_run.run_dir)
+    print(f"scalerl: time by phase (all seeds together; {len(run.seeds)} seed(s)):\n{table}")
 
 
 def _open_seed(
@@ -273,7 +344,11 @@ def _open_seed(
     from is known.
     """
     kwargs = {"action_repeat": cfg.action_repeat, "max_episode_steps": cfg.max_episode_steps}
-    env = make_env(cfg.env, cfg.seed, **kwargs)
+    if cfg.num_envs == 1:
+        env = make_env(cfg.env, cfg.seed, **kwargs)
+    else:
+        env = make_vector_env(cfg.env, cfg.seed, cfg.num_envs, **kwargs,
+                              asynchronous=cfg.async_envs)  # fmt: skip
     eval_env = make_env(cfg.env, cfg.seed, **kwargs)
     logger = None
     if run_dir is None:
@@ -284,7 +359,8 @@ def _open_seed(
         logger = open_logger(cfg, run_dir, None, group=group)
     else:
         clean_partial_writes(run_dir)
-    actions = ActionLog(agent_steps(cfg), env.action_space.shape[0])
+    steps = agent_steps(cfg) // cfg.num_envs
+    actions = ActionLog(steps, env_info(env)[1], cfg.num_envs)
     return SeedRun(cfg, run_dir, env, eval_env, logger, actions)
 
 
@@ -305,7 +381,8 @@ def _open_run(cfg: TrainConfig, run_dirs: list[Path | None], created: list | Non
     obs_dim, action_dim = env_info(seeds[0].env)
     sac = build_agent(cfg, obs_dim, action_dim)
     preload = load_preload(cfg, obs_dim, action_dim)
-    return Run(cfg, sac, seeds, make_policy(sac), preload=preload)
+    profiler = Profiler(cfg.profile)
+    return Run(cfg, sac, seeds, make_policy(sac), preload=preload, profiler=profiler)
 
 
 def _initial(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
@@ -313,11 +390,13 @@ def _initial(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
     sac, seeds = run.sac, seed_list(run.cfg)
     states = sac.init_many(np.stack([jax.random.PRNGKey(s) for s in seeds]))
     states = initial_state(sac, states, run.cfg.init_from, run.preload)
+    states = with_env_axis(states, run.cfg.num_envs)
     one = preload_buffer(replay_init(_capacity(run), sac.obs_dim, sac.action_dim), run.preload)
     buffers = jax.tree_util.tree_map(lambda x: np.stack([np.asarray(x)] * len(seeds)), one)
     obs = np.stack([s.env.reset()[0] for s in run.seeds])
     rngs = [np.random.default_rng(s) for s in seeds]
-    actions = np.stack([r.uniform(-1.0, 1.0, sac.action_dim) for r in rngs])
+    shape = sac.action_dim if run.cfg.num_envs == 1 else (run.cfg.num_envs, sac.action_dim)
+    actions = np.stack([r.uniform(-1.0, 1.0, shape) for r in rngs])
     run.evaluate(states, 0)
     return states, buffers, obs, actions
 
@@ -378,7 +457,10 @@ def _restore_seed(run: Run, seed_run: SeedRun, tree: dict, meta: dict) -> np.nda
     seed_run.actions.actions[: len(tree["actions"])] = np.asarray(tree["actions"])
     for _ in range(run.counters.eval_resets):
         seed_run.eval_env.reset()
-    seed_run.episode_return, seed_run.episode_length = meta["episode"]
+    ret, length = meta["episode"]
+    if run.cfg.num_envs > 1:
+        ret, length = np.asarray(ret, np.float64), np.asarray(length, np.int64)
+    seed_run.episode_return, seed_run.episode_length = ret, length
     seed_run.acc.load_state(meta["acc"])
     seed_run.logger = open_logger(seed_run.cfg, seed_run.run_dir, int(meta["env_step"]))
     return obs
@@ -388,7 +470,7 @@ def _env_step(run: Run, obs: np.ndarray, actions: np.ndarray) -> tuple[Transitio
     """Step every seed's env; the transitions (with final observations) and the obs to act on."""
     rows, act_obs = [], []
     for seed_run, o, a in zip(run.seeds, obs, actions, strict=True):
-        seed_run.actions.record(run.counters.t + 1, a)
+        seed_run.actions.record(run.counters.t + run.cfg.num_envs, a)
         row, next_obs = seed_run.step(o, a)
         rows.append(row)
         act_obs.append(next_obs)
@@ -400,8 +482,8 @@ def _progress(run: Run) -> Progress:
     """The run's progress display, in environment frames (the unit of --env-steps)."""
     cfg, repeat = run.cfg, run.cfg.action_repeat
     every = summary_every(agent_steps(cfg), cfg.log_every) * repeat
-    return Progress(cfg.env_steps // repeat * repeat, run.counters.t * repeat, "frame",
-                    cfg.progress, every)  # fmt: skip
+    total = total_agent_steps(agent_steps(cfg), cfg.num_envs) * repeat
+    return Progress(total, run.counters.t * repeat, "frame", cfg.progress, every)
 
 
 def _show(run: Run, progress: Progress, t: int) -> None:
@@ -410,45 +492,65 @@ def _show(run: Run, progress: Progress, t: int) -> None:
 
 
 def _run_loop(run: Run, states: SACState, buffers: Any, obs: np.ndarray, actions: Any) -> None:
-    cfg, c = run.cfg, run.counters
-    total = agent_steps(cfg)
-    schedule, cache, window = UpdateSchedule(cfg.utd), StepCache(run.sac), Window()
+    """Loop steps of `num_envs` agent steps each until the budget; `t` counts agent steps."""
+    cfg, c, n = run.cfg, run.counters, run.cfg.num_envs
+    total = total_agent_steps(agent_steps(cfg), n)
+    schedule, window = UpdateSchedule(cfg.utd * n), Window()
+    cache = StepCache(run.sac, n)
     schedule.counter = c.utd_counter
     hooks = Hooks(cfg, run.sac, seed_list(cfg))
     hooks.fresh_draws = c.fresh_draws
     progress = _progress(run)
-    call = FirstCalls(progress)
-    for t in range(c.t + 1, total + 1):
-        transitions, obs = _env_step(run, obs, actions)
+    call, prof = FirstCalls(progress), run.profiler
+    for t in range(c.t + n, total + 1, n):
+        with prof.phase("env"):
+            transitions, obs = _env_step(run, obs, actions)
         warm = t < cfg.warmup_steps
         num_updates = 0 if warm else schedule.next()
         step_fn = cache.get(num_updates, random_action=warm)
-        out, compile_s = call((num_updates, warm), step_fn, states, buffers, transitions, obs)
-        states, buffers, actions, metrics = out
+        with prof.phase("update"):
+            out, compile_s = call((num_updates, warm), step_fn, states, buffers, transitions, obs)
+            states, buffers, actions, metrics = prof.sync(out)
+        prof.move("update", "compile", compile_s)
         window.exclude(compile_s)
-        actions, metrics = jax.device_get((actions, metrics))
-        _record(run, states, metrics, t)
-        states, info = hooks.after_updates(states, buffers, c.updates, c.updates + num_updates, t)
+        with prof.phase("log"):
+            actions, metrics = jax.device_get((actions, metrics))
+            _record(run, states, metrics, t)
+        with prof.phase("hooks"):
+            after = c.updates + num_updates
+            states, info = prof.sync(hooks.after_updates(states, buffers, c.updates, after, t))
         _log_each(run, info, t)
         c.t, c.updates = t, c.updates + num_updates
         c.utd_counter, c.fresh_draws = schedule.counter, hooks.fresh_draws
-        if cfg.health_every and t % cfg.health_every == 0 and c.updates > 0:
-            _log_each(run, hooks.health(states, buffers, t), t)
-        window.steps, window.updates = window.steps + 1, window.updates + num_updates
-        if t % cfg.log_every == 0:
-            _log(run, window.rates(cfg.action_repeat), t)
+        if cfg.health_every and crossed(cfg.health_every, t - n, t) and c.updates > 0:
+            with prof.phase("hooks"):
+                health = hooks.health(states, buffers, t)
+            _log_each(run, health, t)
+        window.steps, window.updates = window.steps + n, window.updates + num_updates
+        if crossed(cfg.log_every, t - n, t):
+            with prof.phase("log"):
+                _log(run, window.rates(cfg.action_repeat), t)
             window = Window()
-        if cfg.video_every and t % cfg.video_every == 0:
-            run.record(states, t)
-        if t % cfg.eval_every == 0 or t == total:
-            if evaluation_due(t, total, cfg.warmup_steps):
-                run.evaluate(states, t)
-            run.checkpoint(states, buffers, actions)
-        elif cfg.checkpoint_every and t % cfg.checkpoint_every == 0:
-            run.checkpoint(states, buffers, actions)
-        if t % 100 == 0 or t == total:
-            _show(run, progress, t)
+        _periodic(run, (states, buffers, actions), t, total)
+        if crossed(100, t - n, t) or t == total:
+            with prof.phase("log"):
+                _show(run, progress, t)
     progress.close()
+
+
+def _periodic(run: Run, loop_state: tuple, t: int, total: int) -> None:
+    """Videos, evaluations and checkpoints due at agent step `t` (those whose interval the loop
+    step that ended there crossed)."""
+    cfg, n, (states, buffers, actions) = run.cfg, run.cfg.num_envs, loop_state
+    due = lambda every: crossed(every, t - n, t)  # noqa: E731
+    if cfg.video_every and due(cfg.video_every):
+        run.record(states, t)
+    if due(cfg.eval_every) or t == total:
+        if evaluation_due(t, total, cfg.warmup_steps):
+            run.evaluate(states, t)
+        run.checkpoint(states, buffers, actions)
+    elif cfg.checkpoint_every and due(cfg.checkpoint_every):
+        run.checkpoint(states, buffers, actions)
 
 
 def evaluation_due(t: int, total: int, warmup_steps: int) -> bool:
@@ -467,9 +569,10 @@ def _record(run: Run, states: SACState, metrics: dict[str, np.ndarray], t: int) 
 
 
 def _log_each(run: Run, per_seed: list[dict[str, float]], t: int) -> None:
-    for seed_run, metrics in zip(run.seeds, per_seed, strict=True):
-        if metrics:
-            seed_run.logger.log(metrics, run.env_step(t))
+    with run.profiler.phase("log"):
+        for seed_run, metrics in zip(run.seeds, per_seed, strict=True):
+            if metrics:
+                seed_run.logger.log(metrics, run.env_step(t))
 
 
 def _log(run: Run, perf: dict[str, float], t: int) -> None:

@@ -33,7 +33,7 @@ class LoopCounters:
     """Host-side state of the training loop that a resume must restore (shared by all seeds)."""
 
     t: int = 0
-    """Agent steps done."""
+    """Agent steps done (transitions, all of a seed's environments together)."""
     updates: int = 0
     """Gradient updates done."""
     utd_counter: float = 0.0
@@ -42,6 +42,8 @@ class LoopCounters:
     """Fresh initialisations drawn so far by resets and ReDo (`Hooks.fresh_draws`)."""
     eval_resets: int = 0
     """Resets of each evaluation environment so far."""
+    wall_s: float = 0.0
+    """Wall-clock seconds of training up to this checkpoint (over all processes of the run)."""
 
 
 def checkpoint_path(run_dir: Path, t: int) -> Path:
@@ -118,34 +120,43 @@ def resume_template(sac: Any, capacity: int) -> Any:
         capacity: The run's replay-buffer capacity (`scalerl.train.setup.replay_capacity`).
     """
     from scalerl.buffers.replay import replay_init
+    from scalerl.train.vector import with_env_axis
 
     agent = sac.init(jax.random.PRNGKey(0))
     buffer = replay_init(capacity, sac.obs_dim, sac.action_dim)
 
     def template(meta: dict) -> dict[str, Any]:
-        actions = np.zeros((meta["t"], sac.action_dim), np.float32)
-        next_action = np.zeros(sac.action_dim, np.float32)
-        return {"agent": agent, "buffer": buffer, "next_action": next_action, "actions": actions}
+        num_envs = int(meta.get("config", {}).get("num_envs", 1))
+        log = ActionLog(meta["t"] // num_envs, sac.action_dim, num_envs)
+        next_action = np.zeros(log.actions.shape[1:], np.float32)
+        return {"agent": with_env_axis(agent, num_envs), "buffer": buffer,
+                "next_action": next_action, "actions": log.actions}  # fmt: skip
 
     return template
 
 
 def counters_from_meta(meta: dict) -> LoopCounters:
-    """The loop counters stored in a resume checkpoint's metadata."""
+    """The loop counters stored in a resume checkpoint's metadata (those an older scalerl did
+    not store keep their defaults)."""
     fields = LoopCounters.__dataclass_fields__
-    return LoopCounters(**{k: meta[k] for k in fields})
+    return LoopCounters(**{k: meta[k] for k in fields if k in meta})
 
 
 class ActionLog:
-    """Every action one seed's training environment received, for replay on resume."""
+    """Every action one seed's training environments received, for replay on resume.
 
-    def __init__(self, total: int, action_dim: int) -> None:
-        self.actions = np.zeros((total, action_dim), np.float32)
+    With N environments a row holds the N actions of one loop step, shape (N, action_dim).
+    """
+
+    def __init__(self, steps: int, action_dim: int, num_envs: int = 1) -> None:
+        self.num_envs = num_envs
+        row = (action_dim,) if num_envs == 1 else (num_envs, action_dim)
+        self.actions = np.zeros((steps, *row), np.float32)
 
     def record(self, t: int, action: np.ndarray) -> None:
-        """Store the action of agent step `t` (1-based)."""
-        self.actions[t - 1] = action
+        """Store the action(s) of the loop step that ends at agent step `t` (1-based)."""
+        self.actions[t // self.num_envs - 1] = action
 
     def upto(self, t: int) -> np.ndarray:
-        """The actions of steps 1..t."""
-        return self.actions[:t]
+        """The actions of the loop steps up to agent step t."""
+        return self.actions[: t // self.num_envs]

@@ -66,6 +66,12 @@ def check_budget(cfg: TrainConfig) -> None:
     repeat); updates start at agent step `warmup_steps`.
     """
     steps = agent_steps(cfg)
+    if steps < cfg.num_envs:
+        raise ConfigError(
+            f"env_steps ({cfg.env_steps} frames = {steps} agent steps) is below one step of "
+            f"{cfg.num_envs} environments; raise --env-steps or lower --num-envs"
+        )
+    steps -= steps % cfg.num_envs
     if steps < cfg.warmup_steps:
         raise ConfigError(
             f"env_steps ({cfg.env_steps} frames = {steps} agent steps at action repeat "

@@ -1,9 +1,11 @@
-"""The fused, jitted training step: store a transition, run all UTD updates, act again.
+"""The fused, jitted training step: store transitions, run all UTD updates, act again.
 
-One call per agent step does, on device and without host round trips:
+One call per loop step does, on device and without host round trips:
 replay_add -> [sample U batches in one gather -> lax.scan of U SAC updates] -> normaliser update
 with the transition's reward and the observation to act on -> next action (policy or uniform).
-The replay buffer and agent state are donated, so XLA updates them in place.
+With N environments per seed the step stores N transitions (one per environment), updates the
+normalisers with all N and returns N actions. The replay buffer and agent state are donated, so
+XLA updates them in place.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import jax.numpy as jnp
 
 from scalerl.agents.actor_critic import ActorCritic
 from scalerl.agents.state import SACState
-from scalerl.buffers.replay import ReplayState, Transition, replay_add, replay_sample_many
+from scalerl.buffers.replay import (
+    ReplayState,
+    Transition,
+    replay_add,
+    replay_add_batch,
+    replay_sample_many,
+)
 
 StepFn = Callable[
     [SACState, ReplayState, Transition, jax.Array],
@@ -24,7 +32,9 @@ StepFn = Callable[
 ]
 
 
-def make_train_step(sac: ActorCritic, num_updates: int, random_action: bool) -> StepFn:
+def make_train_step(
+    sac: ActorCritic, num_updates: int, random_action: bool, num_envs: int = 1
+) -> StepFn:
     """A jitted step, vmapped over a leading seed axis, for a fixed number of updates and action
     source (both static).
 
@@ -32,17 +42,22 @@ def make_train_step(sac: ActorCritic, num_updates: int, random_action: bool) -> 
         sac: the agent.
         num_updates: gradient updates in this step (0 during warm-up).
         random_action: act uniformly at random in [-1, 1] instead of with the policy.
+        num_envs: environments per seed; above 1, transitions, observations and actions carry an
+            axis of that length after the seed axis (and the state N running returns, see
+            `train.vector.with_env_axis`).
 
     Returns:
         step(state, buffer, transition, next_obs) -> (state, buffer, action, metrics), every
-        argument and result with a leading seed axis (N >= 1). `next_obs` is the observation to
+        argument and result with a leading seed axis (S >= 1). `next_obs` is the observation to
         act on (the reset observation after an episode end).
     """
+    add = replay_add if num_envs == 1 else replay_add_batch
+    action_shape = (sac.action_dim,) if num_envs == 1 else (num_envs, sac.action_dim)
 
     def step(
         state: SACState, buffer: ReplayState, transition: Transition, next_obs: jax.Array
     ) -> tuple[SACState, ReplayState, jax.Array, dict[str, Any]]:
-        buffer = replay_add(buffer, transition)
+        buffer = add(buffer, transition)
         rng, sample_key, act_key = jax.random.split(state.rng, 3)
         state = state.replace(rng=rng)
         metrics: dict[str, Any] = {}
@@ -54,7 +69,7 @@ def make_train_step(sac: ActorCritic, num_updates: int, random_action: bool) -> 
         done = jnp.maximum(transition.terminated, transition.truncated)
         state = sac.observe(state, next_obs, transition.reward, done)
         if random_action:
-            action = jax.random.uniform(act_key, (sac.action_dim,), minval=-1.0, maxval=1.0)
+            action = jax.random.uniform(act_key, action_shape, minval=-1.0, maxval=1.0)
         else:
             state, action = sac.explore(state, next_obs, act_key, done)
         return state, buffer, action, metrics
@@ -80,12 +95,13 @@ class UpdateSchedule:
 class StepCache:
     """Compiled step functions keyed by (num_updates, random_action); at most a few variants."""
 
-    def __init__(self, sac: ActorCritic) -> None:
-        self.sac = sac
+    def __init__(self, sac: ActorCritic, num_envs: int = 1) -> None:
+        self.sac, self.num_envs = sac, num_envs
         self._fns: dict[tuple[int, bool], StepFn] = {}
 
     def get(self, num_updates: int, random_action: bool) -> StepFn:
         key = (num_updates, random_action)
         if key not in self._fns:
-            self._fns[key] = make_train_step(self.sac, num_updates, random_action)
+            envs = {} if self.num_envs == 1 else {"num_envs": self.num_envs}
+            self._fns[key] = make_train_step(self.sac, num_updates, random_action, **envs)
         return self._fns[key]
