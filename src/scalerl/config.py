@@ -178,7 +178,8 @@ class AgentConfig:
     """Actor-critic algorithm on the same networks: sac (stochastic policy, entropy), td3
     (deterministic policy, target actor, target smoothing, delayed actor; Fujimoto et al.
     2018) or ddpg (the SimBa paper's DDPG: noise inside the actor loss and the target;
-    docs/agents/td3_ddpg.md)."""
+    docs/agents/td3_ddpg.md). --algo ppo, dqn and pqn have their own options: see
+    scalerl train --algo ppo|dqn|pqn --help."""
     expl_noise: float = 0.1
     """td3/ddpg: std of the Gaussian exploration noise added to the deterministic action."""
     noise_color: float = 0.0
