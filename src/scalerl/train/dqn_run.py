@@ -10,7 +10,6 @@ exactly where the run stopped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import tyro
 
 from scalerl.agents.dqn import DQN, make_dqn
 from scalerl.cli import _option
-from scalerl.config import PlasticityConfig, seed_list
+from scalerl.config import seed_list
 from scalerl.config_dqn import (
     PRESETS,
     DQNConfig,
@@ -34,13 +33,13 @@ from scalerl.config_dqn import (
     warmup_rounds,
 )
 from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
-from scalerl.errors import ConfigError, ScalerlError
-from scalerl.train import dqn_fused
+from scalerl.errors import ConfigError
+from scalerl.train import algo_run, dqn_fused
 from scalerl.train.checkpoint import load_checkpoint, save_checkpoint
 from scalerl.train.logging import Logger
 from scalerl.train.ppo_fused import summarize
-from scalerl.train.ppo_run import progress_line, seed_run_dirs
-from scalerl.train.setup import CHECKPOINT_NAME, CONFIG_NAME, config_to_dict, safe_name
+from scalerl.train.ppo_run import progress_line
+from scalerl.train.setup import CHECKPOINT_NAME
 
 DESCRIPTION = (
     "Train DQN (Mnih et al. 2015) with optional double Q-learning, n-step returns, dueling and "
@@ -77,60 +76,28 @@ def parse_dqn(args: list[str]) -> DQNTrainConfig:
 
 
 def run_dirs(cfg: DQNTrainConfig, seeds: list[int]) -> list[Path]:
-    """One new directory per seed: <name>[-s<seed>], default name dqn-<env>-<stamp>[-s<seed>]."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = cfg.name or f"dqn-{safe_name(cfg.env)}-s{seeds[0]}-{stamp}"
-    if cfg.name is None and len(seeds) > 1:
-        name = f"dqn-{safe_name(cfg.env)}-{stamp}"
-    return seed_run_dirs(dataclasses.replace(cfg, name=name), seeds)
+    """One new directory per seed: <name>[-s<seed>] or dqn-<env>-s<seed>-<stamp>."""
+    return algo_run.make_run_dirs(cfg, seeds, "dqn")
 
 
 def write_dqn_config(run_dir: Path, cfg: DQNTrainConfig) -> None:
     """<run>/config.json of one seed (algo "dqn" marks it for --resume)."""
-    (run_dir / CONFIG_NAME).write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
+    algo_run.write_config(run_dir, cfg)
 
 
 def read_dqn_config(run_dir: Path) -> DQNTrainConfig:
-    """Inverse of `write_dqn_config`.
-
-    Raises:
-        ConfigError: not a DQN run, or a config of another scalerl version.
-    """
-    path = Path(run_dir) / CONFIG_NAME
-    if not path.is_file():
-        raise ScalerlError(f"{run_dir} is not a scalerl run directory (no {CONFIG_NAME})")
-    data = json.loads(path.read_text())
-    if data.get("algo") != "dqn":
-        raise ConfigError(f"{run_dir} is not a DQN run; resume it with scalerl train --resume")
-    try:
-        agent = dict(data.pop("agent"))
-        plasticity = PlasticityConfig(**agent.pop("plasticity", {}))
-        data["run_root"] = Path(data["run_root"])
-        return DQNTrainConfig(**data, agent=DQNConfig(**agent, plasticity=plasticity))
-    except (TypeError, KeyError) as err:
-        raise ConfigError(f"config file does not match this scalerl version ({err})") from None
+    """Inverse of `write_dqn_config` (`scalerl.train.algo_run.read_config`)."""
+    return algo_run.read_config(run_dir, "dqn", DQNTrainConfig, DQNConfig)
 
 
 def is_run(run_dir: Path) -> bool:
     """Whether `run_dir` holds a DQN run's config."""
-    try:
-        return json.loads((Path(run_dir) / CONFIG_NAME).read_text()).get("algo") == "dqn"
-    except (OSError, json.JSONDecodeError):
-        return False
+    return algo_run.is_algo_run(run_dir, "dqn")
 
 
 def open_loggers(cfg: DQNTrainConfig, dirs: list[Path], seeds: list[int], resume_step=None):
     """One Logger per seed (exp_name dqn)."""
-    return [
-        Logger(
-            d, "dqn", cfg.env, s, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project,
-            wandb_config=config_to_dict(cfg), resume_step=resume_step,
-        )
-        for d, s in zip(dirs, seeds, strict=True)
-    ]  # fmt: skip
-
-
-# ----------------------------------------------------------------------------- entry points
+    return algo_run.open_loggers(cfg, "dqn", dirs, seeds, resume_step)
 
 
 def build(cfg: DQNTrainConfig, env: JaxEnv) -> DQN:
@@ -258,22 +225,9 @@ class FusedRun:
 
 def strip_algo(args: list[str]) -> list[str]:
     """`args` without `--algo dqn` / `--algo=dqn`."""
-    out, skip = [], False
-    for i, arg in enumerate(args):
-        if skip:
-            skip = False
-        elif arg == "--algo" and args[i + 1 : i + 2] == ["dqn"]:
-            skip = True
-        elif arg != "--algo=dqn":
-            out.append(arg)
-    return out
+    return algo_run.strip_algo(args, "dqn")
 
 
 def main(args: list[str]) -> list[Path]:
     """`scalerl train --algo dqn ...` or `scalerl train --resume DIR ...` of DQN runs."""
-    rest = strip_algo(args)
-    if rest[:1] == ["--resume"]:
-        if len(rest) < 2 or any(a.startswith("-") for a in rest[1:]):
-            raise ScalerlError("usage: scalerl train --resume RUN_DIR [RUN_DIR ...]")
-        return resume_dqn([Path(a) for a in rest[1:]])
-    return train_dqn(parse_dqn(args))
+    return algo_run.run_main(args, "dqn", lambda a: train_dqn(parse_dqn(a)), resume_dqn)

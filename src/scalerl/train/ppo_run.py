@@ -9,7 +9,6 @@ layout as off-policy runs, so `scalerl report` reads PPO runs too.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import tyro
 
 from scalerl.agents.ppo import PPO, make_ppo
 from scalerl.agents.ppo_net import ActionSpec
-from scalerl.config import AGENTS, PlasticityConfig, seed_list
+from scalerl.config import AGENTS, seed_list
 from scalerl.config_ppo import (
     PPOConfig,
     PPOTrainConfig,
@@ -31,13 +30,12 @@ from scalerl.config_ppo import (
     validate_ppo_train,
 )
 from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
-from scalerl.errors import ConfigError, ScalerlError
-from scalerl.train import ppo_fused
+from scalerl.errors import ConfigError
+from scalerl.train import algo_run, ppo_fused
 from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.logging import Logger
 from scalerl.train.ppo_checkpoint import load_point, save_point, shared_step
 from scalerl.train.resume import clean_partial_writes
-from scalerl.train.setup import CONFIG_NAME, config_to_dict, safe_name
 
 DESCRIPTION = (
     "Train PPO (Schulman et al. 2017). JAX-native ids (gymnax:<id>, "
@@ -78,69 +76,27 @@ def _agent_option(args: list[str]) -> str:
 
 def seed_run_dirs(cfg: PPOTrainConfig, seeds: list[int]) -> list[Path]:
     """One new directory per seed: <name>[-s<seed>] or ppo-<agent>-<env>-s<seed>-<stamp>."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    dirs = []
-    for seed in seeds:
-        if cfg.name:
-            name = cfg.name if len(seeds) == 1 else f"{cfg.name}-s{seed}"
-        else:
-            name = f"ppo-{cfg.agent.agent}-{safe_name(cfg.env)}-s{seed}-{stamp}"
-        run_dir = Path(cfg.run_root) / name
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise ScalerlError(
-                f"run directory {run_dir} already exists; choose another --name or delete it"
-            )
-        dirs.append(run_dir)
-    for run_dir in dirs:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    return dirs
+    return algo_run.make_run_dirs(cfg, seeds, f"ppo-{cfg.agent.agent}")
 
 
 def write_ppo_config(run_dir: Path, cfg: PPOTrainConfig) -> None:
     """<run>/config.json of one seed (algo "ppo" marks it for --resume)."""
-    (run_dir / CONFIG_NAME).write_text(json.dumps(config_to_dict(cfg), indent=2) + "\n")
+    algo_run.write_config(run_dir, cfg)
 
 
 def read_ppo_config(run_dir: Path) -> PPOTrainConfig:
-    """Inverse of `write_ppo_config`.
-
-    Raises:
-        ConfigError: not a PPO run, or a config of another scalerl version.
-    """
-    path = Path(run_dir) / CONFIG_NAME
-    if not path.is_file():
-        raise ScalerlError(f"{run_dir} is not a scalerl run directory (no {CONFIG_NAME})")
-    data = json.loads(path.read_text())
-    if data.get("algo") != "ppo":
-        raise ConfigError(f"{run_dir} is not a PPO run; resume it with scalerl train --resume")
-    try:
-        agent = dict(data.pop("agent"))
-        plasticity = PlasticityConfig(**agent.pop("plasticity", {}))
-        data["run_root"] = Path(data["run_root"])
-        return PPOTrainConfig(**data, agent=PPOConfig(**agent, plasticity=plasticity))
-    except (TypeError, KeyError) as err:
-        raise ConfigError(f"config file does not match this scalerl version ({err})") from None
+    """Inverse of `write_ppo_config` (`scalerl.train.algo_run.read_config`)."""
+    return algo_run.read_config(run_dir, "ppo", PPOTrainConfig, PPOConfig)
 
 
 def is_run(run_dir: Path) -> bool:
     """Whether `run_dir` holds a PPO run's config."""
-    path = Path(run_dir) / CONFIG_NAME
-    try:
-        return json.loads(path.read_text()).get("algo") == "ppo"
-    except (OSError, json.JSONDecodeError):
-        return False
+    return algo_run.is_algo_run(run_dir, "ppo")
 
 
 def open_loggers(cfg: PPOTrainConfig, dirs: list[Path], seeds: list[int], resume_step=None):
     """One Logger per seed (exp_name ppo-<agent>)."""
-    return [
-        Logger(
-            d, f"ppo-{cfg.agent.agent}", cfg.env, s, tensorboard=cfg.tensorboard,
-            wandb_project=cfg.wandb_project, wandb_config=config_to_dict(cfg),
-            resume_step=resume_step,
-        )
-        for d, s in zip(dirs, seeds, strict=True)
-    ]  # fmt: skip
+    return algo_run.open_loggers(cfg, f"ppo-{cfg.agent.agent}", dirs, seeds, resume_step)
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -290,22 +246,9 @@ def progress_line(seed: int, env_step: int, summary: dict[str, float]) -> str:
 
 def strip_algo(args: list[str]) -> list[str]:
     """`args` without its `--algo ppo` / `--algo=ppo`."""
-    out, skip = [], False
-    for i, arg in enumerate(args):
-        if skip:
-            skip = False
-        elif arg == "--algo" and args[i + 1 : i + 2] == ["ppo"]:
-            skip = True
-        elif arg != "--algo=ppo":
-            out.append(arg)
-    return out
+    return algo_run.strip_algo(args, "ppo")
 
 
 def main(args: list[str]) -> list[Path]:
     """`scalerl train --algo ppo ...` or `scalerl train --algo ppo --resume DIR ...`."""
-    rest = strip_algo(args)
-    if rest[:1] == ["--resume"]:
-        if len(rest) < 2 or any(a.startswith("-") for a in rest[1:]):
-            raise ScalerlError("usage: scalerl train --algo ppo --resume RUN_DIR [RUN_DIR ...]")
-        return resume_ppo([Path(a) for a in rest[1:]])
-    return train_ppo(parse_ppo(args))
+    return algo_run.run_main(args, "ppo", lambda a: train_ppo(parse_ppo(a)), resume_ppo)

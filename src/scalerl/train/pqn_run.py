@@ -23,7 +23,7 @@ import tyro
 
 from scalerl.agents.pqn import PQN, make_pqn
 from scalerl.cli import _option
-from scalerl.config import PlasticityConfig, seed_list
+from scalerl.config import seed_list
 from scalerl.config_pqn import (
     PQNConfig,
     PQNTrainConfig,
@@ -35,12 +35,12 @@ from scalerl.config_pqn import (
 )
 from scalerl.envs.ale import ALE_PREFIX
 from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
-from scalerl.errors import ConfigError, ScalerlError
-from scalerl.train import ppo_fused
+from scalerl.errors import ConfigError
+from scalerl.train import algo_run, ppo_fused
 from scalerl.train.checkpoint import load_checkpoint, save_checkpoint
 from scalerl.train.logging import Logger
 from scalerl.train.ppo_run import progress_line
-from scalerl.train.setup import CHECKPOINT_NAME, CONFIG_NAME, config_to_dict, safe_name
+from scalerl.train.setup import CHECKPOINT_NAME, CONFIG_NAME, config_to_dict
 
 ALGO = "pqn"
 DESCRIPTION = (
@@ -85,22 +85,7 @@ def join_seeds(args: list[str]) -> list[str]:
 
 def seed_run_dirs(cfg: PQNTrainConfig, seeds: list[int]) -> list[Path]:
     """One new directory per seed: <name>[-s<seed>] or <exp_name>-<env>-s<seed>-<stamp>."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    dirs = []
-    for seed in seeds:
-        if cfg.name:
-            name = cfg.name if len(seeds) == 1 else f"{cfg.name}-s{seed}"
-        else:
-            name = f"{exp_name(cfg)}-{safe_name(cfg.env)}-s{seed}-{stamp}"
-        run_dir = Path(cfg.run_root) / name
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise ScalerlError(
-                f"run directory {run_dir} already exists; choose another --name or delete it"
-            )
-        dirs.append(run_dir)
-    for run_dir in dirs:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    return dirs
+    return algo_run.make_run_dirs(cfg, seeds, exp_name(cfg))
 
 
 def exp_name(cfg: PQNTrainConfig) -> str:
@@ -111,32 +96,13 @@ def exp_name(cfg: PQNTrainConfig) -> str:
 
 
 def read_pqn_config(run_dir: Path) -> PQNTrainConfig:
-    """The config.json of a PQN run.
-
-    Raises:
-        ConfigError: not a PQN run, or a config of another scalerl version.
-    """
-    path = Path(run_dir) / CONFIG_NAME
-    if not path.is_file():
-        raise ScalerlError(f"{run_dir} is not a scalerl run directory (no {CONFIG_NAME})")
-    data = json.loads(path.read_text())
-    if data.get("algo") != ALGO:
-        raise ConfigError(f"{run_dir} is not a PQN run; resume it with scalerl train --resume")
-    try:
-        agent = dict(data.pop("agent"))
-        plasticity = PlasticityConfig(**agent.pop("plasticity", {}))
-        data["run_root"] = Path(data["run_root"])
-        return PQNTrainConfig(**data, agent=PQNConfig(**agent, plasticity=plasticity))
-    except (TypeError, KeyError) as err:
-        raise ConfigError(f"config file does not match this scalerl version ({err})") from None
+    """The config.json of a PQN run (`scalerl.train.algo_run.read_config`)."""
+    return algo_run.read_config(run_dir, ALGO, PQNTrainConfig, PQNConfig)
 
 
 def is_run(run_dir: Path) -> bool:
     """Whether `run_dir` holds a PQN run's config."""
-    try:
-        return json.loads((Path(run_dir) / CONFIG_NAME).read_text()).get("algo") == ALGO
-    except (OSError, json.JSONDecodeError):
-        return False
+    return algo_run.is_algo_run(run_dir, ALGO)
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -227,14 +193,7 @@ def open_loggers(
     cfg: PQNTrainConfig, dirs: list[Path], seeds: list[int], resume_step: int | None = None
 ) -> list[Logger]:
     """One Logger per seed (exp_name pqn-<trunk>)."""
-    return [
-        Logger(
-            d, exp_name(cfg), cfg.env, s, tensorboard=cfg.tensorboard,
-            wandb_project=cfg.wandb_project, wandb_config=config_to_dict(cfg),
-            resume_step=resume_step,
-        )
-        for d, s in zip(dirs, seeds, strict=True)
-    ]  # fmt: skip
+    return algo_run.open_loggers(cfg, exp_name(cfg), dirs, seeds, resume_step)
 
 
 @dataclasses.dataclass
@@ -290,22 +249,9 @@ class FusedRun:
 
 def strip_algo(args: list[str]) -> list[str]:
     """`args` without its `--algo pqn` / `--algo=pqn`."""
-    out, skip = [], False
-    for i, arg in enumerate(args):
-        if skip:
-            skip = False
-        elif arg == "--algo" and args[i + 1 : i + 2] == [ALGO]:
-            skip = True
-        elif arg != f"--algo={ALGO}":
-            out.append(arg)
-    return out
+    return algo_run.strip_algo(args, ALGO)
 
 
 def main(args: list[str]) -> list[Path]:
     """`scalerl train --algo pqn ...` or `scalerl train --resume DIR ...` of a PQN run."""
-    rest = strip_algo(args)
-    if rest[:1] == ["--resume"]:
-        if len(rest) < 2 or any(a.startswith("-") for a in rest[1:]):
-            raise ScalerlError("usage: scalerl train --algo pqn --resume RUN_DIR [RUN_DIR ...]")
-        return resume_pqn([Path(a) for a in rest[1:]])
-    return train_pqn(parse_pqn(args))
+    return algo_run.run_main(args, ALGO, lambda a: train_pqn(parse_pqn(a)), resume_pqn)
