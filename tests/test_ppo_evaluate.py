@@ -45,3 +45,17 @@ def test_evaluate_fused_run_is_deterministic_and_cartpole_return_is_its_length(t
     assert re.search(rf"return {mean:.1f} \+- {std:.1f} over 4 episodes", out), out
     with pytest.raises(ConfigError, match="episodes"):
         evaluate_run(run, episodes=0)
+
+
+def test_video_of_jax_native_run_fails_early_with_one_line(tmp_path, capsys):
+    from scalerl.train.ppo_run import write_ppo_config
+
+    run = tmp_path / "run"  # the config alone: the check comes before loading the checkpoint
+    run.mkdir()
+    write_ppo_config(run, PPOTrainConfig(env="gymnax:CartPole-v1", agent=AGENT))
+    assert main(["evaluate", str(run), "--episodes", "1", "--video"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # refused before playing the evaluation episodes
+    assert err.count("\n") == 1 and "gymnax:CartPole-v1 is a JAX-native environment" in err
+    assert "without --video" in err and "Pendulum-v1" in err
+    assert not (run / "videos").exists()

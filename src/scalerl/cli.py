@@ -141,7 +141,8 @@ def evaluate(
         run: Run directory (runs/<name>).
         episodes: Number of evaluation episodes.
         seed: Environment seed (default: the run's seed).
-        video: Also record deterministic episodes to a video, rendered headless (docs/video.md).
+        video: Also record deterministic episodes to a video, rendered headless (docs/video.md);
+            off-policy runs and PPO runs on Gymnasium/DMC/MuJoCo ids (not gymnax/Craftax).
         video_out: Video file, .mp4 or .gif (default: <run>/videos/eval-<env_step>.mp4).
         video_episodes: Episodes recorded in the video.
         fps: Video frames per second.
@@ -150,6 +151,10 @@ def evaluate(
     """
     from scalerl.train.evaluate import evaluate_run
 
+    if video:  # fail before the evaluation episodes, not after them
+        from scalerl.train.video import check_recordable
+
+        check_recordable(run)
     result = evaluate_run(run, episodes, seed)
     metrics = result.metrics()
     line = f"{run}: return {metrics['eval/return']:.1f} +- {metrics['eval/return_std']:.1f}"
