@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import tyro
 
@@ -176,7 +176,7 @@ def run_evaluate(args: list[str]) -> None:
 def plot(
     runs: Annotated[tuple[Path, ...], tyro.conf.Positional],
     out: Path = Path("health.png"),
-    net: Literal["critic", "actor"] = "critic",
+    net: str | None = None,
     labels: tuple[str, ...] | None = None,
 ) -> None:
     """Draw the network-health panel (return, feature/parameter/gradient norm, ELR) of runs.
@@ -184,7 +184,9 @@ def plot(
     Args:
         runs: Run directories (runs/<name>), one line each.
         out: Output PNG path (an SVG is written beside it).
-        net: Network whose health/* metrics are drawn.
+        net: Network whose health/<net>/* metrics are drawn: critic or actor (off-policy runs),
+            value, actor or shared (PPO runs). Default: each run's value network (critic,
+            value or shared).
         labels: Legend label per run (default: directory names).
     """
     from scalerl.analysis.health_plot import plot_health
