@@ -193,3 +193,20 @@ def test_record_ppo_host_run(ppo_host_run: Path, capsys: pytest.CaptureFixture) 
     assert len(decoded) == 1 + 9 and _distinct(decoded) > 1  # the pendulum moves
     clip = record_run(ppo_host_run, ppo_host_run / "two.mp4", episodes=2, max_frames=15)
     assert len(imageio.mimread(clip, memtest=False)) == 15  # 10 of episode 1, 5 of episode 2
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+def test_video_of_trained_ppo_host_run(tmp_path: Path) -> None:
+    """Train PPO on Pendulum-v1 for 64 steps (host loop), then `scalerl evaluate --video`."""
+    from scalerl.cli import main
+
+    sizes = "--num-envs 2 --num-steps 16 --num-minibatches 2 --update-epochs 1".split()
+    args = ["train", "--algo", "ppo", "--env", PPO_ENV, "--env-steps", "64", *sizes]
+    args += ["--max-episode-steps", "12", "--actor-width", "8", "--value-width", "8"]
+    args += ["--run-root", str(tmp_path), "--name", "pend", "--no-tensorboard", "--no-health"]
+    assert main(args) == 0
+    run = tmp_path / "pend"
+    assert main(["evaluate", str(run), "--episodes", "1", "--video", "--video-episodes", "2"]) == 0
+    decoded = imageio.mimread(run / "videos" / "eval-64.mp4", memtest=False)
+    assert len(decoded) == 2 * (1 + 12)
