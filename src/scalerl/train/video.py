@@ -347,38 +347,68 @@ def _ppo_playback(run_dir: Path) -> RunPlayback:
     return RunPlayback(policy, cfg.env, cfg.seed, repeat, cfg.max_episode_steps, env_step)
 
 
-def check_recordable(run_dir: Path | str) -> None:
-    """Fails early for runs whose environment scalerl cannot render.
-
-    Raises:
-        ConfigError: A PPO run on a JAX-native id (gymnax, Craftax): those environments have
-            no renderer in scalerl.
-    """
+def _jax_ppo_env(run_dir: Path | str) -> str | None:
+    """The env id of a PPO run on a JAX-native id (gymnax, Craftax); None for other runs."""
     from scalerl.envs.jax_envs import is_jax_env
     from scalerl.train import ppo_run
 
     if not ppo_run.is_run(Path(run_dir)):
-        return
+        return None
     env = ppo_run.read_ppo_config(Path(run_dir)).env
-    if is_jax_env(env):
-        raise ConfigError(
-            f"cannot record a video of {run_dir}: {env} is a JAX-native environment, which "
-            "scalerl does not render; evaluate it without --video, or train PPO on a "
-            "Gymnasium/DMC/MuJoCo id (e.g. Pendulum-v1, dmc:cartpole-balance) to record videos"
-        )
+    return env if is_jax_env(env) else None
+
+
+def check_recordable(run_dir: Path | str) -> None:
+    """Fails early for runs whose environment scalerl cannot render.
+
+    Raises:
+        ConfigError: A PPO run on a gymnax id without renderer (bandits, bsuite chains, ...);
+            the message lists the ids that render.
+    """
+    from scalerl.train.jax_video import check_renderable
+
+    env = _jax_ppo_env(run_dir)
+    if env is not None:
+        check_renderable(env, run_dir)
 
 
 def run_playback(run_dir: Path | str) -> RunPlayback:
-    """A saved run's deterministic policy and environment settings (off-policy or PPO run).
+    """A saved run's deterministic numpy policy and Gymnasium environment settings (off-policy
+    runs, PPO runs on Gymnasium/DMC/MuJoCo ids).
 
     Raises:
-        ScalerlError: Not a run directory, bad checkpoint, or a run that cannot be rendered.
+        ScalerlError: Not a run directory, bad checkpoint, or a PPO run on a JAX-native id
+            (record those with `record_run`).
     """
     from scalerl.train import ppo_run
 
-    check_recordable(run_dir)
+    if _jax_ppo_env(run_dir) is not None:
+        raise ConfigError(f"{run_dir} runs on a JAX-native id; record it with record_run")
     run_dir = Path(run_dir)
     return _ppo_playback(run_dir) if ppo_run.is_run(run_dir) else _off_policy_playback(run_dir)
+
+
+def _record_jax_ppo_run(
+    run_dir: Path,
+    out: Path | str | None,
+    episodes: int,
+    seed: int | None,
+    fps: int,
+    size: tuple[int, int],
+    max_frames: int | None,
+) -> Path:
+    """`record_run` of a PPO run on a JAX-native id (frames from `jax_video`)."""
+    import jax
+
+    from scalerl.train.jax_video import jax_frames
+    from scalerl.train.ppo_evaluate import load_ppo_checkpoint
+
+    cfg, agent, state, meta = load_ppo_checkpoint(run_dir)
+    policy = jax.jit(lambda s, obs: agent.act_deterministic(s, obs[None])[0])
+    seed = cfg.seed if seed is None else seed
+    frames = jax_frames(cfg.env, lambda obs: policy(state, obs), seed, episodes, size, max_frames)
+    out = video_path(run_dir, int(meta.get("env_step", 0))) if out is None else out
+    return write_video(frames, out, fps)
 
 
 def record_run(
@@ -393,8 +423,9 @@ def record_run(
 ) -> Path:
     """Records deterministic-policy episodes of a saved run (``scalerl evaluate RUN --video``).
 
-    Works for off-policy runs and for PPO runs on Gymnasium/DMC/MuJoCo ids; PPO runs on
-    JAX-native ids (gymnax, Craftax) raise ``ConfigError``.
+    Works for off-policy runs and PPO runs on Gymnasium/DMC/MuJoCo ids (rendered through
+    ``make_env``), and PPO runs on Craftax-Classic and the gymnax ids with a renderer
+    (``scalerl.train.jax_video``; other gymnax ids raise ``ConfigError``).
 
     Args:
         run_dir: Run directory (``runs/<name>``) with config.json and its checkpoint.
@@ -413,6 +444,10 @@ def record_run(
         ScalerlError: Not a run directory, bad checkpoint, bad output path, rendering unavailable
             (or not implemented for the run's environment).
     """
+    check_recordable(run_dir)
+    if _jax_ppo_env(run_dir) is not None:
+        size = (height, width)
+        return _record_jax_ppo_run(Path(run_dir), out, episodes, seed, fps, size, max_frames)
     run = run_playback(run_dir)
     return record_episodes(
         run.env,
