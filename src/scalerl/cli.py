@@ -141,8 +141,8 @@ def evaluate(
         run: Run directory (runs/<name>).
         episodes: Number of evaluation episodes.
         seed: Environment seed (default: the run's seed).
-        video: Also record deterministic episodes to a video, rendered headless (docs/video.md);
-            off-policy runs and PPO runs on Gymnasium/DMC/MuJoCo ids (not gymnax/Craftax).
+        video: Also record deterministic episodes to a video, rendered headless (docs/video.md;
+            gymnax ids without renderer, e.g. bandits, are refused).
         video_out: Video file, .mp4 or .gif (default: <run>/videos/eval-<env_step>.mp4).
         video_episodes: Episodes recorded in the video.
         fps: Video frames per second.
