@@ -156,3 +156,57 @@ def test_record_run(fake_run: Path, tmp_path: Path) -> None:
     assert len(decoded) == 2 * (1 + 6) and np.asarray(decoded[0]).shape == (24, 32, 3)
     with pytest.raises(ScalerlError, match="not a scalerl run directory"):
         record_run(tmp_path / "missing")
+
+
+PPO_ENV = "Pendulum-v1"
+
+
+@pytest.fixture(scope="module")
+def ppo_host_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PPO run directory on a Gymnasium id (host loop) with an untrained checkpoint."""
+    from scalerl.agents.ppo import make_ppo
+    from scalerl.agents.ppo_net import ActionSpec
+    from scalerl.config_ppo import PPOConfig, PPOTrainConfig
+    from scalerl.train.ppo_checkpoint import save_point
+    from scalerl.train.ppo_run import write_ppo_config
+
+    root = tmp_path_factory.mktemp("ppo")
+    agent_cfg = PPOConfig(actor_width=8, value_width=8, num_envs=2, num_steps=8, num_minibatches=2)
+    cfg = PPOTrainConfig(env=PPO_ENV, seed=1, max_episode_steps=9, run_root=root, agent=agent_cfg)
+    run_dir = root / "ppo"
+    run_dir.mkdir()
+    write_ppo_config(run_dir, cfg)
+    agent = make_ppo(agent_cfg, 3, ActionSpec(False, 1), num_iterations=1)
+    save_point(run_dir, agent.init(jax.random.PRNGKey(1)), {}, {"iteration": 2, "env_step": 32})
+    return run_dir
+
+
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+def test_record_ppo_host_run(ppo_host_run: Path, capsys: pytest.CaptureFixture) -> None:
+    """`scalerl evaluate RUN --video` on a PPO Gymnasium run: one frame per reset and step."""
+    from scalerl.cli import main
+
+    assert main(["evaluate", str(ppo_host_run), "--episodes", "1", "--video"]) == 0
+    path = ppo_host_run / "videos" / "eval-32.mp4"  # env_step of the checkpoint
+    assert f"video written to {path}" in capsys.readouterr().out
+    decoded = [np.asarray(f) for f in imageio.mimread(path, memtest=False)]
+    assert len(decoded) == 1 + 9 and _distinct(decoded) > 1  # the pendulum moves
+    clip = record_run(ppo_host_run, ppo_host_run / "two.mp4", episodes=2, max_frames=15)
+    assert len(imageio.mimread(clip, memtest=False)) == 15  # 10 of episode 1, 5 of episode 2
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+def test_video_of_trained_ppo_host_run(tmp_path: Path) -> None:
+    """Train PPO on Pendulum-v1 for 64 steps (host loop), then `scalerl evaluate --video`."""
+    from scalerl.cli import main
+
+    sizes = "--num-envs 2 --num-steps 16 --num-minibatches 2 --update-epochs 1".split()
+    args = ["train", "--algo", "ppo", "--env", PPO_ENV, "--env-steps", "64", *sizes]
+    args += ["--max-episode-steps", "12", "--actor-width", "8", "--value-width", "8"]
+    args += ["--run-root", str(tmp_path), "--name", "pend", "--no-tensorboard", "--no-health"]
+    assert main(args) == 0
+    run = tmp_path / "pend"
+    assert main(["evaluate", str(run), "--episodes", "1", "--video", "--video-episodes", "2"]) == 0
+    decoded = imageio.mimread(run / "videos" / "eval-64.mp4", memtest=False)
+    assert len(decoded) == 2 * (1 + 12)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import tyro
 
@@ -148,7 +148,8 @@ def evaluate(
         run: Run directory (runs/<name>).
         episodes: Number of evaluation episodes.
         seed: Environment seed (default: the run's seed).
-        video: Also record deterministic episodes to a video, rendered headless (docs/video.md).
+        video: Also record deterministic episodes to a video, rendered headless (docs/video.md;
+            gymnax ids without renderer, e.g. bandits, are refused).
         video_out: Video file, .mp4 or .gif (default: <run>/videos/eval-<env_step>.mp4).
         video_episodes: Episodes recorded in the video.
         fps: Video frames per second.
@@ -157,6 +158,10 @@ def evaluate(
     """
     from scalerl.train.evaluate import evaluate_run
 
+    if video:  # fail before the evaluation episodes, not after them
+        from scalerl.train.video import check_recordable
+
+        check_recordable(run)
     result = evaluate_run(run, episodes, seed)
     metrics = result.metrics()
     line = f"{run}: return {metrics['eval/return']:.1f} +- {metrics['eval/return_std']:.1f}"
@@ -178,7 +183,7 @@ def run_evaluate(args: list[str]) -> None:
 def plot(
     runs: Annotated[tuple[Path, ...], tyro.conf.Positional],
     out: Path = Path("health.png"),
-    net: Literal["critic", "actor"] = "critic",
+    net: str | None = None,
     labels: tuple[str, ...] | None = None,
 ) -> None:
     """Draw the network-health panel (return, feature/parameter/gradient norm, ELR) of runs.
@@ -186,7 +191,9 @@ def plot(
     Args:
         runs: Run directories (runs/<name>), one line each.
         out: Output PNG path (an SVG is written beside it).
-        net: Network whose health/* metrics are drawn.
+        net: Network whose health/<net>/* metrics are drawn: critic or actor (off-policy runs),
+            value, actor or shared (PPO runs). Default: each run's value network (critic,
+            value or shared).
         labels: Legend label per run (default: directory names).
     """
     from scalerl.analysis.health_plot import plot_health

@@ -29,6 +29,12 @@ from scalerl.train.setup import CHECKPOINT_NAME
 
 def load_ppo_agent(run_dir: Path) -> tuple[PPOTrainConfig, PPO, PPOState]:
     """A PPO run's config, agent and the state of its agent checkpoint."""
+    cfg, agent, state, _ = load_ppo_checkpoint(run_dir)
+    return cfg, agent, state
+
+
+def load_ppo_checkpoint(run_dir: Path) -> tuple[PPOTrainConfig, PPO, PPOState, dict]:
+    """`load_ppo_agent` plus the checkpoint's metadata (`env_step`, `iteration`)."""
     from scalerl.train.ppo_run import build, read_ppo_config
 
     cfg = read_ppo_config(run_dir)
@@ -42,8 +48,14 @@ def load_ppo_agent(run_dir: Path) -> tuple[PPOTrainConfig, PPO, PPOState]:
         probe.close()
         agent = make_ppo(cfg.agent, obs_dim, action, num_iterations(cfg, repeat))
     template = jax.eval_shape(agent._init, jax.random.PRNGKey(cfg.seed))  # shapes only
-    state, _ = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME, template)
-    return cfg, agent, state
+    state, meta = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME, template)
+    return cfg, agent, state, meta
+
+
+def host_policy(agent: PPO):
+    """Jitted deterministic policy over a leading seed axis, (states, obs) -> actions, for
+    Gymnasium ids (the layout of `evaluate.make_policy`)."""
+    return jax.jit(jax.vmap(lambda s, o: agent.act_deterministic(s, o[None])[0]))
 
 
 def _gym_env(cfg: PPOTrainConfig, seed: int):
@@ -67,9 +79,8 @@ def evaluate_ppo_run(run_dir: Path, episodes: int = 10, seed: int | None = None)
         play = jax_evaluator(cfg.agent, cfg.env, num_iterations(cfg), episodes)
         returns, lengths = jax.device_get(play(state, jax.random.PRNGKey(seed)))
         return EvalResult(np.asarray(returns, np.float64), np.asarray(lengths), None)
-    policy = jax.jit(jax.vmap(lambda s, o: agent.act_deterministic(s, o[None])[0]))
     states = jax.tree_util.tree_map(lambda x: x[None], state)
-    return evaluate_batch([_gym_env(cfg, seed)], policy, states, episodes)[0]
+    return evaluate_batch([_gym_env(cfg, seed)], host_policy(agent), states, episodes)[0]
 
 
 @functools.lru_cache(maxsize=8)

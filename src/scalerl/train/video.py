@@ -7,8 +7,10 @@ ships its own ffmpeg binary; GIF through Pillow.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import numpy as np
 
 from scalerl.envs import make_env, suite_preset
 from scalerl.envs.gl import render_error
-from scalerl.errors import EnvError, ScalerlError
+from scalerl.errors import ConfigError, EnvError, ScalerlError
 
 Policy = Callable[[np.ndarray], np.ndarray]
 """A numpy policy: one observation -> one action in [-1, 1]."""
@@ -30,6 +32,12 @@ DEFAULT_SIZE = (240, 320)
 
 VIDEO_DIR = "videos"
 """Subdirectory of a run holding its videos."""
+
+
+def _silence_sdl_audio() -> None:
+    """pygame (classic-control rendering) would open an ALSA sound card and print errors on a
+    headless machine; videos need no sound, so SDL gets its dummy audio driver unless set."""
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 
 def _env_name(env: gym.Env) -> str:
@@ -183,6 +191,7 @@ def record_episodes(
     Raises:
         EnvError: Unknown env or rendering unavailable. ScalerlError: bad output path.
     """
+    _silence_sdl_audio()
     env = make_env(
         env_id,
         seed,
@@ -204,6 +213,7 @@ def check_rendering(env_id: str, size: tuple[int, int] = DEFAULT_SIZE) -> None:
     Raises:
         EnvError: Unknown env or headless rendering unavailable (names the packages to install).
     """
+    _silence_sdl_audio()
     env = make_env(env_id, 0, render_mode="rgb_array", render_size=size)
     try:
         env.reset()
@@ -286,8 +296,22 @@ def seed_policy(batched: Callable, states: Any, index: int = 0) -> Policy:
     return lambda obs: np.asarray(batched(one, np.asarray(obs)[None]))[0]
 
 
+@dataclass(frozen=True)
+class RunPlayback:
+    """What recording a saved run needs: its deterministic policy and environment settings."""
+
+    policy: Policy
+    env: str
+    seed: int
+    action_repeat: int
+    max_episode_steps: int | None
+    env_step: int
+    """Environment frames of the checkpoint (names the default video file)."""
+
+
 def run_policy(run_dir: Path | str) -> tuple[Policy, dict]:
-    """A saved run's deterministic policy as a numpy callable, and its checkpoint metadata."""
+    """A saved off-policy run's deterministic policy as a numpy callable, and its checkpoint
+    metadata."""
     import jax
 
     from scalerl.train.evaluate import load_run_agent, make_policy
@@ -295,6 +319,96 @@ def run_policy(run_dir: Path | str) -> tuple[Policy, dict]:
     sac, state, meta = load_run_agent(Path(run_dir))
     states = jax.tree_util.tree_map(lambda x: x[None], state)
     return seed_policy(make_policy(sac), states), meta
+
+
+def _off_policy_playback(run_dir: Path) -> RunPlayback:
+    """`RunPlayback` of an off-policy (SAC-family) run."""
+    from scalerl.train.setup import read_config
+
+    cfg = read_config(run_dir)
+    policy, meta = run_policy(run_dir)
+    env_step = int(meta.get("env_step", meta.get("agent_step", 0) * cfg.action_repeat))
+    return RunPlayback(
+        policy, cfg.env, cfg.seed, cfg.action_repeat, cfg.max_episode_steps, env_step
+    )
+
+
+def _ppo_playback(run_dir: Path) -> RunPlayback:
+    """`RunPlayback` of a PPO run on a Gymnasium/DMC/MuJoCo id (the host loop's environments)."""
+    import jax
+
+    from scalerl.train.ppo_evaluate import host_policy, load_ppo_checkpoint
+
+    cfg, agent, state, meta = load_ppo_checkpoint(run_dir)
+    states = jax.tree_util.tree_map(lambda x: x[None], state)
+    policy = seed_policy(host_policy(agent), states)
+    repeat = cfg.action_repeat or suite_preset(cfg.env).action_repeat
+    env_step = int(meta.get("env_step", 0))
+    return RunPlayback(policy, cfg.env, cfg.seed, repeat, cfg.max_episode_steps, env_step)
+
+
+def _jax_ppo_env(run_dir: Path | str) -> str | None:
+    """The env id of a PPO run on a JAX-native id (gymnax, Craftax); None for other runs."""
+    from scalerl.envs.jax_envs import is_jax_env
+    from scalerl.train import ppo_run
+
+    if not ppo_run.is_run(Path(run_dir)):
+        return None
+    env = ppo_run.read_ppo_config(Path(run_dir)).env
+    return env if is_jax_env(env) else None
+
+
+def check_recordable(run_dir: Path | str) -> None:
+    """Fails early for runs whose environment scalerl cannot render.
+
+    Raises:
+        ConfigError: A PPO run on a gymnax id without renderer (bandits, bsuite chains, ...);
+            the message lists the ids that render.
+    """
+    from scalerl.train.jax_video import check_renderable
+
+    env = _jax_ppo_env(run_dir)
+    if env is not None:
+        check_renderable(env, run_dir)
+
+
+def run_playback(run_dir: Path | str) -> RunPlayback:
+    """A saved run's deterministic numpy policy and Gymnasium environment settings (off-policy
+    runs, PPO runs on Gymnasium/DMC/MuJoCo ids).
+
+    Raises:
+        ScalerlError: Not a run directory, bad checkpoint, or a PPO run on a JAX-native id
+            (record those with `record_run`).
+    """
+    from scalerl.train import ppo_run
+
+    if _jax_ppo_env(run_dir) is not None:
+        raise ConfigError(f"{run_dir} runs on a JAX-native id; record it with record_run")
+    run_dir = Path(run_dir)
+    return _ppo_playback(run_dir) if ppo_run.is_run(run_dir) else _off_policy_playback(run_dir)
+
+
+def _record_jax_ppo_run(
+    run_dir: Path,
+    out: Path | str | None,
+    episodes: int,
+    seed: int | None,
+    fps: int,
+    size: tuple[int, int],
+    max_frames: int | None,
+) -> Path:
+    """`record_run` of a PPO run on a JAX-native id (frames from `jax_video`)."""
+    import jax
+
+    from scalerl.train.jax_video import jax_frames
+    from scalerl.train.ppo_evaluate import load_ppo_checkpoint
+
+    cfg, agent, state, meta = load_ppo_checkpoint(run_dir)
+    policy = jax.jit(lambda s, obs: agent.act_deterministic(s, obs[None])[0])
+    seed = cfg.seed if seed is None else seed
+    frames = jax_frames(cfg.env, lambda obs: policy(state, obs), seed, episodes, size, max_frames)
+    out = video_path(run_dir, int(meta.get("env_step", 0))) if out is None else out
+    return write_video(frames, out, fps)
 
 
 def record_run(
@@ -308,6 +422,10 @@ def record_run(
     max_frames: int | None = None,
 ) -> Path:
     """Records deterministic-policy episodes of a saved run (``scalerl evaluate RUN --video``).
+
+    Works for off-policy runs and PPO runs on Gymnasium/DMC/MuJoCo ids (rendered through
+    ``make_env``), and PPO runs on Craftax-Classic and the gymnax ids with a renderer
+    (``scalerl.train.jax_video``; other gymnax ids raise ``ConfigError``).
 
     Args:
         run_dir: Run directory (``runs/<name>``) with config.json and its checkpoint.
@@ -323,21 +441,22 @@ def record_run(
         The written path.
 
     Raises:
-        ScalerlError: Not a run directory, bad checkpoint, bad output path, rendering unavailable.
+        ScalerlError: Not a run directory, bad checkpoint, bad output path, rendering unavailable
+            (or not implemented for the run's environment).
     """
-    from scalerl.train.setup import read_config
-
-    cfg = read_config(Path(run_dir))
-    policy, meta = run_policy(run_dir)
-    env_step = int(meta.get("env_step", meta.get("agent_step", 0) * cfg.action_repeat))
+    check_recordable(run_dir)
+    if _jax_ppo_env(run_dir) is not None:
+        size = (height, width)
+        return _record_jax_ppo_run(Path(run_dir), out, episodes, seed, fps, size, max_frames)
+    run = run_playback(run_dir)
     return record_episodes(
-        cfg.env,
-        cfg.seed if seed is None else seed,
-        policy,
-        video_path(run_dir, env_step) if out is None else out,
+        run.env,
+        run.seed if seed is None else seed,
+        run.policy,
+        video_path(run_dir, run.env_step) if out is None else out,
         episodes=episodes,
-        action_repeat=cfg.action_repeat,
-        max_episode_steps=cfg.max_episode_steps,
+        action_repeat=run.action_repeat,
+        max_episode_steps=run.max_episode_steps,
         fps=fps,
         size=(height, width),
         max_frames=max_frames,
