@@ -114,6 +114,9 @@ def test_networks_of_a_run(tmp_path: Path) -> None:
     assert run_networks(sac) == ("critic", "actor") and resolve_net(sac, None) == "critic"
     assert run_networks(ppo) == ("actor", "value") and resolve_net(ppo, None) == "value"
     assert run_networks(shared) == ("shared",) and resolve_net(shared, None) == "shared"
+    for algo in ("dqn", "pqn"):
+        q = _write_config(_write_run(tmp_path / algo, (0,), health=False), algo=algo)
+        assert run_networks(q) == ("q",) and resolve_net(q, None) == "q"
     assert run_networks(logged / "metrics.csv") == ("actor", "value")
     assert resolve_net(logged / "metrics.csv", None) == "value"
     assert run_networks(bare) is None and resolve_net(bare, None) == "critic"

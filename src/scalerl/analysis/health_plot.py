@@ -45,9 +45,9 @@ PANELS: tuple[tuple[str, str], ...] = (
 SeedStats = tuple[np.ndarray, np.ndarray, np.ndarray]
 """``(steps, mean, std)`` across seeds, as returned by :func:`seed_statistics`."""
 
-VALUE_NETS = ("critic", "value", "shared")
+VALUE_NETS = ("critic", "value", "shared", "q")
 """Networks drawn by default, first one a run has: the off-policy critic, PPO's value network,
-or PPO's shared actor-value trunk."""
+PPO's shared actor-value trunk, or the Q network of DQN and PQN."""
 
 OFF_POLICY_NETS = ("critic", "actor")
 """Networks of the off-policy (SAC, TD3, DDPG) agents."""
@@ -74,6 +74,8 @@ def _config_networks(run: Path) -> tuple[str, ...] | None:
         return OFF_POLICY_NETS
     if data["algo"] == "ppo":
         return ("shared",) if data.get("agent", {}).get("shared_trunk") else ("actor", "value")
+    if data["algo"] in ("dqn", "pqn"):
+        return ("q",)
     return None
 
 
