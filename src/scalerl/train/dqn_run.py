@@ -27,6 +27,7 @@ from scalerl.config_dqn import (
     DQNConfig,
     DQNTrainConfig,
     dqn_preset,
+    eval_due,
     num_rounds,
     preset_for_env,
     rounds_per_log,
@@ -37,6 +38,7 @@ from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
 from scalerl.errors import ConfigError, ScalerlError
 from scalerl.train import dqn_fused
 from scalerl.train.checkpoint import load_checkpoint, save_checkpoint
+from scalerl.train.dqn_evaluate import fused_eval_metrics, make_fused_eval
 from scalerl.train.logging import Logger
 from scalerl.train.ppo_fused import summarize
 from scalerl.train.ppo_run import progress_line, seed_run_dirs
@@ -211,6 +213,7 @@ class FusedRun:
     agent: DQN
     dirs: list[Path]
     seeds: list[int]
+    _eval_fn: Any = None
 
     def run(self, states: Any, carries: Any, start: int) -> None:
         """Rounds start..num_rounds."""
@@ -231,7 +234,8 @@ class FusedRun:
                 metrics, health = jax.device_get((metrics, health))
                 done += n
                 rate = n * per * len(self.seeds) / (time.perf_counter() - t0)
-                self._log(loggers, metrics, health, done * per, rate)
+                evals = self._evaluate(states, (done - n) * per, done * per)
+                self._log(loggers, metrics, health, evals, done * per, rate)
                 every = cfg.checkpoint_every
                 if done == total or (every and (done - last_ckpt) * per >= every):
                     self._checkpoint(states, carries, done)
@@ -240,9 +244,21 @@ class FusedRun:
             for logger in loggers:
                 logger.close()
 
-    def _log(self, loggers: list[Logger], metrics: Any, health: Any, env_step: int, rate: float):
+    def _evaluate(self, states: Any, before: int, env_step: int) -> list[dict] | None:
+        """Every seed's eval/ metrics when an evaluation is due in (before, env_step]."""
+        if not eval_due(self.cfg, before, env_step):
+            return None
+        if self._eval_fn is None:
+            self._eval_fn = make_fused_eval(self.agent, self.env, self.cfg.eval_episodes)
+        return fused_eval_metrics(self._eval_fn, states, self.seeds, env_step)
+
+    def _log(self, loggers: list[Logger], metrics: Any, health: Any, evals: list[dict] | None,
+             env_step: int, rate: float):  # fmt: skip
         for i, logger in enumerate(loggers):
             summary = summarize(jax.tree_util.tree_map(lambda x, i=i: x[i], metrics))
+            if self.cfg.eval_every:  # eval/ comes from evaluation episodes only
+                summary.pop("eval/return", None)
+            summary |= evals[i] if evals else {}
             summary |= {k: float(v[i]) for k, v in health.items()}
             summary["perf/env_steps_per_second"] = rate
             logger.log(summary, env_step)
