@@ -177,8 +177,8 @@ class DQNTrainConfig:
     """Environment steps between log points (rounded up to whole rounds)."""
     eval_every: int = 50_000
     """Environment steps between evaluations: eval_episodes ε_eval-greedy episodes in separate
-    environments at the first log point at or after each multiple (0: off, and eval/return
-    repeats the training episodes' return)."""
+    environments at the first log point at or after each multiple and at the end of the run
+    (0: off, and eval/return repeats the training episodes' return)."""
     eval_episodes: int = 10
     """Episodes per evaluation (run in parallel)."""
     checkpoint_every: int = 0
@@ -215,10 +215,11 @@ def rounds_per_log(cfg: DQNTrainConfig) -> int:
     return max(1, min(per, num_rounds(cfg)))
 
 
-def eval_due(cfg: DQNTrainConfig, before: int, after: int) -> bool:
-    """Whether a multiple of eval_every lies in (before, after] (environment steps)."""
+def eval_due(cfg: DQNTrainConfig, before: int, after: int, last: bool = False) -> bool:
+    """Whether to evaluate at a log point: a multiple of eval_every lies in (before, after]
+    (environment steps), or it is the `last` one of the run (and evaluation is on)."""
     every = cfg.eval_every
-    return every > 0 and after // every > before // every
+    return every > 0 and (last or after // every > before // every)
 
 
 def buffer_rows(cfg: DQNConfig) -> int:

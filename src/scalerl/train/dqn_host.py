@@ -310,7 +310,7 @@ class HostLoop:
             return out
         out.pop("eval/return", None)
         step, before = pos.round * cfg.agent.steps_per_round, last_log * cfg.agent.steps_per_round
-        if eval_due(cfg, before, step):
+        if eval_due(cfg, before, step, pos.round == num_rounds(cfg)):
             seeds, key = eval_seeds(cfg.seed, step, cfg.eval_episodes), eval_key(cfg.seed, step)
             out |= host_episodes(fns.act_eval, pos.state, self.eval_envs, seeds, key).metrics()
         return out

@@ -234,7 +234,7 @@ class FusedRun:
                 metrics, health = jax.device_get((metrics, health))
                 done += n
                 rate = n * per * len(self.seeds) / (time.perf_counter() - t0)
-                evals = self._evaluate(states, (done - n) * per, done * per)
+                evals = self._evaluate(states, (done - n) * per, done * per, done == total)
                 self._log(loggers, metrics, health, evals, done * per, rate)
                 every = cfg.checkpoint_every
                 if done == total or (every and (done - last_ckpt) * per >= every):
@@ -244,9 +244,9 @@ class FusedRun:
             for logger in loggers:
                 logger.close()
 
-    def _evaluate(self, states: Any, before: int, env_step: int) -> list[dict] | None:
+    def _evaluate(self, states: Any, before: int, env_step: int, last: bool) -> list[dict] | None:
         """Every seed's eval/ metrics when an evaluation is due in (before, env_step]."""
-        if not eval_due(self.cfg, before, env_step):
+        if not eval_due(self.cfg, before, env_step, last):
             return None
         if self._eval_fn is None:
             self._eval_fn = make_fused_eval(self.agent, self.env, self.cfg.eval_episodes)
