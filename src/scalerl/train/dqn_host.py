@@ -208,7 +208,7 @@ class HostRun:
         cfg, n = self.cfg, self.cfg.agent.num_envs
         state = self.agent.init(jax.random.PRNGKey(cfg.seed))
         obs, _ = self.venv.reset(seed=cfg.seed)
-        log = np.zeros((num_rounds(cfg) * cfg.agent.train_every, n), np.int64)
+        log = np.zeros((num_rounds(cfg) * cfg.agent.train_every, n), np.int32)
         tally = Tally(np.zeros(n), np.zeros(n))
         return Position(state, empty_replay(self.agent, self.venv), obs, tally, 0, log)
 
