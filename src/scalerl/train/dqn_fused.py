@@ -35,7 +35,7 @@ from scalerl.buffers.vec_replay import (
 )
 from scalerl.config_dqn import buffer_rows
 from scalerl.envs.jax_envs import JaxEnv
-from scalerl.train.ppo_fused import EnvCarry, episode_tally, env_init, seed_keys
+from scalerl.train.ppo_fused import EnvCarry, env_init, episode_tally, seed_keys
 
 Metrics = dict[str, jax.Array]
 
