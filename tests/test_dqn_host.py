@@ -43,10 +43,12 @@ def test_gymnasium_cartpole_run(tmp_path, capsys) -> None:
 @pytest.mark.slow
 def test_ale_pong_run(tmp_path) -> None:
     pytest.importorskip("ale_py")
-    args = [*TINY, "--env", "ale:Pong", "--no-health"]
+    args = [*TINY, "--env", "ale:Pong", "--no-health", "--eval-episodes", "1"]
     assert main(["train", *args, "--run-root", str(tmp_path), "--name", "pong"]) == 0
     rows = read_metrics_csv(tmp_path / "pong" / "metrics.csv")
     assert "train/q_mean" in {r["metric"] for r in rows}
+    evals = {r["metric"]: r["value"] for r in rows if r["metric"].startswith("eval/")}
+    assert -21 <= evals["eval/return"] <= 21 and evals["eval/length"] > 100  # whole game
 
 
 def test_frames_need_a_torso(tmp_path, capsys) -> None:
