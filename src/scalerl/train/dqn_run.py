@@ -2,9 +2,9 @@
 
 gymnax ids run the fused loop (`train.dqn_fused`), all seeds vmapped in one process; ale: and
 Gymnasium ids run the host loop (`train.dqn_host`). Every seed gets its own run directory with
-config.json ("algo": "dqn"), metrics.csv (+ TensorBoard) and checkpoint.msgpack holding the
-agent, the environments and the replay buffer, so `scalerl train --resume RUN` continues
-exactly where the run stopped.
+config.json ("algo": "dqn"), metrics.csv (+ TensorBoard) and checkpoints holding the agent,
+the environments (host loop: the action log) and the replay buffer, so `scalerl train --resume
+RUN` continues exactly where the run stopped. Evaluation episodes: `train.dqn_evaluate`.
 """
 
 from __future__ import annotations
