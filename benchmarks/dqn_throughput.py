@@ -59,12 +59,12 @@ def host_rate(env_id: str, rounds: int) -> float:
     state, replay = agent.init(jax.random.PRNGKey(0)), dqn_host.empty_replay(agent, venv)
     obs, _ = venv.reset(seed=0)
     tally = Tally(np.zeros(1), np.zeros(1))
-    state, replay, obs = dqn_host.collect(fns, state, replay, venv, obs, tally, 64)
+    state, replay, obs, _ = dqn_host.collect(fns, state, replay, venv, obs, tally, 64)
     state, _, m = fns.learn(state, *replay)  # compile + warm-up
     jax.block_until_ready(m)
     start = time.perf_counter()
     for _ in range(rounds):
-        state, replay, obs = dqn_host.collect(fns, state, replay, venv, obs, tally, 4)
+        state, replay, obs, _ = dqn_host.collect(fns, state, replay, venv, obs, tally, 4)
         state, _, m = fns.learn(state, *replay)
     jax.block_until_ready(m)
     venv.close()

@@ -17,7 +17,7 @@ TINY = [
     "--algo", "dqn", "--env", "gymnax:CartPole-v1", "--env-steps", "48", "--log-every", "16",
     "--checkpoint-every", "16", "--num-envs", "2", "--train-every", "4", "--learning-starts",
     "16", "--batch-size", "8", "--width", "8", "--depth", "1", "--buffer-capacity", "64",
-    "--n-step", "2", "--no-tensorboard", "--no-progress",
+    "--n-step", "2", "--eval-every", "0", "--no-tensorboard", "--no-progress",
 ]  # fmt: skip
 
 

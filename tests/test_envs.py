@@ -420,3 +420,19 @@ def test_default_gl_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_gl_backend() == "egl"
     monkeypatch.setattr("scalerl.envs.gl.sys.platform", "darwin")
     assert default_gl_backend() == "glfw"
+
+
+@pytest.mark.parametrize(
+    ("env_id", "fix"),
+    [("ale:Pong", "use --algo dqn or --algo pqn"), ("gymnax:CartPole-v1", "--algo dqn")],
+)
+def test_discrete_ids_for_sac_name_the_algo(env_id: str, fix: str, tmp_path, capsys) -> None:
+    with pytest.raises(EnvError, match=fix):
+        make_env(env_id, 0)
+    from scalerl.cli import main
+
+    args = ["train", "--env", env_id, "--env-steps", "100000", "--run-root", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert fix in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())

@@ -16,6 +16,11 @@ Three presets, picked from the environment id unless --preset says otherwise:
   target copy every 10k updates, ε 1 -> 0.1 over 1M steps, 50k steps before learning, Huber
   loss; Adam with lr 6.25e-5 and eps 1.5e-4 (Hessel et al. 2018, "Rainbow", Table 1) and a
   100k buffer (the paper's 1M uint8 frame pairs would need ~56 GB).
+
+Evaluation episodes act ε-greedily with a small ε_eval = 0.05 in every preset: the value of
+Mnih et al. 2015 (Methods, "Evaluation procedure") and of CleanRL's DQN evaluation; Rainbow and
+Dopamine use 0.001 (pass --eps-eval 0.001 to compare with them). MinAtar uses the same 0.05
+(our choice).
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ class DQNConfig:
     """Final ε."""
     eps_decay_steps: int = 250_000
     """Environment steps of the linear ε decay."""
+    eps_eval: float = 0.05
+    """ε of evaluation episodes (Mnih et al. 2015: 0.05; Rainbow/Dopamine: 0.001)."""
     buffer_capacity: int = 10_000
     """Replay capacity in transitions (all environments together)."""
     batch_size: int = 128
@@ -168,6 +175,12 @@ class DQNTrainConfig:
     """Gymnasium ids: episode time limit. None: the registry's."""
     log_every: int = 50_000
     """Environment steps between log points (rounded up to whole rounds)."""
+    eval_every: int = 50_000
+    """Environment steps between evaluations: eval_episodes ε_eval-greedy episodes in separate
+    environments at the first log point at or after each multiple and at the end of the run
+    (0: off, and eval/return repeats the training episodes' return)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation (run in parallel)."""
     checkpoint_every: int = 0
     """Environment steps between checkpoints (0: only at the end); checkpoints hold the replay
     buffer, so a killed run resumes exactly."""
@@ -202,6 +215,13 @@ def rounds_per_log(cfg: DQNTrainConfig) -> int:
     return max(1, min(per, num_rounds(cfg)))
 
 
+def eval_due(cfg: DQNTrainConfig, before: int, after: int, last: bool = False) -> bool:
+    """Whether to evaluate at a log point: a multiple of eval_every lies in (before, after]
+    (environment steps), or it is the `last` one of the run (and evaluation is on)."""
+    every = cfg.eval_every
+    return every > 0 and (last or after // every > before // every)
+
+
 def buffer_rows(cfg: DQNConfig) -> int:
     """Vector steps the replay holds: buffer_capacity // num_envs."""
     return max(1, cfg.buffer_capacity // cfg.num_envs)
@@ -221,8 +241,8 @@ def validate_dqn(cfg: DQNConfig) -> None:
         raise ConfigError("C51 needs num_atoms >= 3 (1 = scalar Q) and v_max > 0")
     if not (0.0 <= cfg.gamma <= 1.0 and 0.0 < cfg.tau <= 1.0):
         raise ConfigError("gamma must be in [0, 1] and tau in (0, 1]")
-    if not (0.0 <= cfg.eps_end <= 1.0 and 0.0 <= cfg.eps_start <= 1.0):
-        raise ConfigError("eps_start and eps_end must be in [0, 1]")
+    if not all(0.0 <= e <= 1.0 for e in (cfg.eps_start, cfg.eps_end, cfg.eps_eval)):
+        raise ConfigError("eps_start, eps_end and eps_eval must be in [0, 1]")
     if min(cfg.eps_decay_steps, cfg.learning_starts, cfg.weight_decay, cfg.max_grad_norm) < 0:
         raise ConfigError("eps_decay_steps, learning_starts, weight_decay, max_grad_norm >= 0")
     if cfg.weight_decay > 0 and cfg.optimizer == "adam":
@@ -238,8 +258,9 @@ def validate_dqn_train(cfg: DQNTrainConfig) -> None:
     """Raise ConfigError for a DQN run value that cannot work (before any work starts)."""
     _positive(cfg, "env_steps")
     _positive(cfg, "log_every")
-    if cfg.checkpoint_every < 0:
-        raise ConfigError(f"checkpoint_every must be >= 0, got {cfg.checkpoint_every}")
+    _positive(cfg, "eval_episodes")
+    if cfg.checkpoint_every < 0 or cfg.eval_every < 0:
+        raise ConfigError("checkpoint_every and eval_every must be >= 0")
     if cfg.env_steps < cfg.agent.steps_per_round:
         raise ConfigError(
             f"env_steps ({cfg.env_steps}) is below one round (train_every x num_envs = "

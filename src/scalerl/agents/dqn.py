@@ -152,6 +152,10 @@ class DQN:
         """ε-greedy actions (B,) int32 for observations (B, ...)."""
         return epsilon_greedy(key, self.q_values(state.net.params, obs), self.epsilon(state))
 
+    def act_eval(self, state: DQNState, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """Evaluation actions (B,): ε-greedy with the fixed ε_eval (Mnih et al. 2015, Methods)."""
+        return epsilon_greedy(key, self.q_values(state.net.params, obs), self.cfg.eps_eval)
+
     def act_greedy(self, state: DQNState, obs: jax.Array) -> jax.Array:
         """Greedy actions (B,) int32."""
         return jnp.argmax(self.q_values(state.net.params, obs), axis=-1).astype(jnp.int32)

@@ -14,7 +14,14 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
 
 from scalerl.envs.dmc import DMCEnv, parse_dmc_id
-from scalerl.envs.suites import MYOSUITE_IDS, suite_of, suite_preset
+from scalerl.envs.suites import (
+    ALE_PREFIX,
+    JAX_ID_HINT,
+    JAX_PREFIXES,
+    MYOSUITE_IDS,
+    suite_of,
+    suite_preset,
+)
 from scalerl.envs.wrappers import (
     ActionRepeat,
     CameraRender,
@@ -132,6 +139,15 @@ def _make_base(
     return FlattenFloat32Observation(env)
 
 
+def check_continuous_id(env_id: str) -> None:
+    """Raise EnvError naming the fix for ids scalerl's continuous-control agents cannot train:
+    ale: ids (discrete actions) and JAX-native gymnax:/craftax: ids (their own loops)."""
+    if env_id.startswith(ALE_PREFIX):
+        raise EnvError(f"{env_id}: ale: ids have discrete actions: use --algo dqn or --algo pqn")
+    if env_id.startswith(JAX_PREFIXES):
+        raise EnvError(JAX_ID_HINT.format(env_id=env_id))
+
+
 def make_env(
     env_id: str,
     seed: int,
@@ -164,11 +180,7 @@ def make_env(
     Raises:
         EnvError: Unknown id, missing optional suite package, or unsupported spaces.
     """
-    if env_id.startswith(("gymnax:", "craftax:")):
-        raise EnvError(
-            f"{env_id!r} is a JAX-native environment without a Gymnasium interface; "
-            "train it with: scalerl train --algo ppo --env " + env_id
-        )
+    check_continuous_id(env_id)
     preset = suite_preset(env_id)
     repeat = preset.action_repeat if action_repeat is None else action_repeat
     limit = preset.max_episode_steps if max_episode_steps is None else max_episode_steps

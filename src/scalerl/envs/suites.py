@@ -16,6 +16,13 @@ DMC_PREFIX = "dmc:"
 """Prefix of DeepMind Control Suite ids: ``dmc:<domain>-<task>``."""
 ALE_PREFIX = "ale:"
 """Prefix of Arcade Learning Environment ids: ``ale:<Game>`` (see `scalerl.envs.ale`)."""
+JAX_PREFIXES = ("gymnax:", "craftax:")
+"""Prefixes of JAX-native ids, trained by their own loops (not Gymnasium ids)."""
+JAX_ID_HINT = (
+    "{env_id!r} is a JAX-native environment without a Gymnasium interface: use --algo ppo, "
+    "or --algo dqn / --algo pqn for its discrete-action ids"
+)
+"""Message for a JAX-native id given where a Gymnasium id is needed (format with env_id)."""
 ATARI_FRAME_SKIP = 4
 """Emulator frames per agent step on Atari (Mnih et al. 2015)."""
 ATARI_MAX_FRAMES = 108_000
@@ -104,6 +111,8 @@ def gym_spec(env_id: str) -> gym.envs.registration.EnvSpec:
     Raises:
         EnvError: If the id is not registered; includes Gymnasium's suggestion when it has one.
     """
+    if env_id.startswith(JAX_PREFIXES):
+        raise EnvError(JAX_ID_HINT.format(env_id=env_id))
     try:
         return gym.spec(env_id)
     except gym.error.Error as err:

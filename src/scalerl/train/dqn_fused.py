@@ -35,7 +35,7 @@ from scalerl.buffers.vec_replay import (
 )
 from scalerl.config_dqn import buffer_rows
 from scalerl.envs.jax_envs import JaxEnv
-from scalerl.train.ppo_fused import EnvCarry, _episode_tally, env_init, seed_keys
+from scalerl.train.ppo_fused import EnvCarry, env_init, episode_tally, seed_keys
 
 Metrics = dict[str, jax.Array]
 
@@ -89,7 +89,7 @@ def collect(
         env_keys = jax.random.split(env_key, obs.shape[0])
         env_state, out = jax.vmap(env.step)(env_keys, lc.env.env_state, action)
         ec = lc.env.replace(env_state=env_state, obs=out.obs, key=key)
-        ec, stats = _episode_tally(ec, out)
+        ec, stats = episode_tally(ec, out)
         f32 = jnp.float32
         step_data = Step(
             obs, action, out.reward, out.terminated.astype(f32), out.truncated.astype(f32),

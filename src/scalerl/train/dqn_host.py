@@ -6,11 +6,18 @@ pure functions the fused gymnax loop scans. Vector envs reset finished episodes 
 (Gymnasium's SAME_STEP autoreset), which hands over the final observation for bootstrapping
 truncated episodes. Atari agents learn from clipped rewards while the logged episode returns
 (`train/episode_return`, `eval/return`) are unclipped game scores (`info["raw_reward"]`).
+Evaluation episodes run in separate environments (`train.dqn_evaluate`).
+
+Exact resume (the method of PPO's host loop): a resume point holds the agent state, the replay
+buffer and every action the vector env received; a resume rebuilds the vector env, resets it
+with the run seed and replays the actions, which restores the emulators, observations and
+episode tallies exactly.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,13 +36,20 @@ from scalerl.buffers.vec_replay import (
     vec_replay_init,
     vec_replay_sample,
 )
-from scalerl.config_dqn import DQNTrainConfig, buffer_rows, num_rounds, rounds_per_log
+from scalerl.config_dqn import DQNTrainConfig, buffer_rows, eval_due, num_rounds, rounds_per_log
 from scalerl.config_dqn import warmup_rounds as warmup
 from scalerl.envs.discrete import make_discrete_env
 from scalerl.errors import ConfigError, EnvError
-from scalerl.train.checkpoint import save_checkpoint
+from scalerl.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+from scalerl.train.dqn_evaluate import eval_key, eval_seeds, host_episodes, make_eval_envs
 from scalerl.train.dqn_fused import sample_and_learn
 from scalerl.train.ppo_host import Tally, final_observations
+from scalerl.train.resume import (
+    KEEP_RESUME,
+    checkpoint_path,
+    clean_partial_writes,
+    list_checkpoints,
+)
 from scalerl.train.setup import CHECKPOINT_NAME
 
 
@@ -67,6 +81,7 @@ class HostFns:
     add: Any
     learn: Any
     health: Any
+    act_eval: Any
 
 
 def host_fns(agent: DQN) -> HostFns:
@@ -91,7 +106,7 @@ def host_fns(agent: DQN) -> HostFns:
         return agent.health(state, vec_replay_sample(buffer, key, c.batch_size, c.n_step, c.gamma))
 
     add = jax.jit(add, donate_argnums=(0, 1))
-    return HostFns(jax.jit(act), add, jax.jit(learn), jax.jit(health))
+    return HostFns(jax.jit(act), add, jax.jit(learn), jax.jit(health), jax.jit(agent.act_eval))
 
 
 def empty_replay(agent: DQN, venv: gym.vector.VectorEnv) -> Replay:
@@ -108,8 +123,10 @@ def empty_replay(agent: DQN, venv: gym.vector.VectorEnv) -> Replay:
 
 def collect(
     fns: HostFns, state: DQNState, replay: Replay, venv, obs: np.ndarray, tally: Tally, steps: int
-) -> tuple[DQNState, Replay, np.ndarray]:
-    """`steps` ε-greedy vector steps, each written to the replay and tallied (game scores)."""
+) -> tuple[DQNState, Replay, np.ndarray, np.ndarray]:
+    """`steps` ε-greedy vector steps, each written to the replay and tallied (game scores);
+    also returns the actions (steps, N) the vector env received."""
+    sent = []
     for _ in range(steps):
         state, action = fns.act(state, obs)
         action = np.asarray(action)
@@ -119,77 +136,224 @@ def collect(
                     final_observations(next_obs, info))  # fmt: skip
         replay = fns.add(*replay, jax.tree_util.tree_map(jnp.asarray, step))
         tally.add(game_scores(reward, info), term | trunc)
+        sent.append(action)
         obs = next_obs
-    return state, replay, obs
+    return state, replay, obs, np.stack(sent)
 
 
-def train_host(cfg: DQNTrainConfig, seed: int) -> list[Path]:
-    """One seed of DQN on an ale: or Gymnasium id; returns its run directory."""
-    from scalerl.train.dqn_run import open_loggers, run_dirs, write_dqn_config
+def replay_actions(venv, seed: int, actions: np.ndarray, tally: Tally) -> np.ndarray:
+    """Bring a freshly made vector env to where `actions` (steps, N) left it: reset with
+    `seed`, step every logged action (the running episode tallies follow); returns the
+    observations."""
+    obs, _ = venv.reset(seed=seed)
+    for action in actions:
+        obs, reward, term, trunc, info = venv.step(action)
+        tally.add(game_scores(np.asarray(reward, np.float32), info), term | trunc)
+    tally.returns, tally.lengths = [], []
+    return obs
 
-    venv = make_vector_env(cfg, seed)
-    space = venv.single_action_space
-    if not isinstance(space, gym.spaces.Discrete):
-        venv.close()
-        raise EnvError(f"{cfg.env} has {type(space).__name__} actions; DQN needs Discrete")
-    shape = tuple(venv.single_observation_space.shape)
+
+def host_agent(cfg: DQNTrainConfig, obs_space: gym.Space, action_space: gym.Space) -> DQN:
+    """The DQN agent of a host-loop run, after checking the spaces.
+
+    Raises:
+        EnvError: non-Discrete actions. ConfigError: --torso does not match the observations.
+    """
+    if not isinstance(action_space, gym.spaces.Discrete):
+        raise EnvError(f"{cfg.env} has {type(action_space).__name__} actions; DQN needs Discrete")
+    shape = tuple(obs_space.shape)
     if (cfg.agent.torso is not None) != (len(shape) == 3):
-        venv.close()
         raise ConfigError(
             f"{cfg.env} observations have shape {shape}: use --torso with frames only "
             "(--preset atari / classic)"
         )
-    agent = make_dqn(cfg.agent, shape, int(space.n))
-    (run_dir,) = run_dirs(cfg, [seed])
-    write_dqn_config(run_dir, dataclasses.replace(cfg, seed=seed, seeds=None, num_seeds=1))
-    (logger,) = open_loggers(cfg, [run_dir], [seed])
+    return make_dqn(cfg.agent, shape, int(action_space.n))
+
+
+@dataclasses.dataclass
+class Position:
+    """Where the loop is: agent state, replay, observations, episode tallies, rounds done, and
+    the log of every action the vector env received (rows of completed rounds are filled)."""
+
+    state: DQNState
+    replay: Replay
+    obs: np.ndarray
+    tally: Tally
+    round: int
+    actions: np.ndarray
+
+
+@dataclasses.dataclass
+class HostRun:
+    """One seed's host loop: config (seed set), run directory, vector env and agent."""
+
+    cfg: DQNTrainConfig
+    run_dir: Path
+    venv: gym.vector.VectorEnv
+    agent: DQN
+
+    @classmethod
+    def open(cls, cfg: DQNTrainConfig, run_dir: Path | None) -> HostRun:
+        """The vector env of `cfg.seed` and its agent (a bad id or option fails here)."""
+        venv = make_vector_env(cfg, cfg.seed)
+        try:
+            agent = host_agent(cfg, venv.single_observation_space, venv.single_action_space)
+        except Exception:
+            venv.close()
+            raise
+        return cls(cfg, run_dir, venv, agent)
+
+    def fresh(self) -> Position:
+        """Step 0: initial agent state, empty replay, seeded reset, empty action log."""
+        cfg, n = self.cfg, self.cfg.agent.num_envs
+        state = self.agent.init(jax.random.PRNGKey(cfg.seed))
+        obs, _ = self.venv.reset(seed=cfg.seed)
+        log = np.zeros((num_rounds(cfg) * cfg.agent.train_every, n), np.int32)
+        tally = Tally(np.zeros(n), np.zeros(n))
+        return Position(state, empty_replay(self.agent, self.venv), obs, tally, 0, log)
+
+    def resume(self) -> None:
+        """Continue from the newest resume point (from step 0 when there is none)."""
+        clean_partial_writes(self.run_dir)
+        pos = self.fresh()
+        points = list_checkpoints(self.run_dir)
+        if not points:
+            print(f"scalerl: {self.run_dir} has no resume checkpoint yet; restarting it from "
+                  "step 0", file=sys.stderr)  # fmt: skip
+            self.run(pos, -1)
+            return
+        meta = read_checkpoint_meta(points[0])
+        done = meta["round"] * self.cfg.agent.train_every
+        tree, _ = load_checkpoint(points[0], resume_tree(pos, done))
+        pos.actions[:done] = np.asarray(tree["actions"])
+        pos.obs = replay_actions(self.venv, self.cfg.seed, pos.actions[:done], pos.tally)
+        pos.state = jax.tree_util.tree_map(jnp.asarray, tree["state"])
+        buffer = jax.tree_util.tree_map(jnp.asarray, tree["buffer"])
+        pr = tree.get("priorities")
+        pos.replay = (buffer, None if pr is None else jax.tree_util.tree_map(jnp.asarray, pr))
+        pos.round = int(meta["round"])
+        self.run(pos, int(meta["env_step"]))
+
+    def run(self, pos: Position, resume_step: int | None) -> None:
+        """Rounds pos.round + 1 .. num_rounds, then close everything."""
+        from scalerl.train.dqn_run import open_loggers
+
+        cfg = self.cfg
+        (logger,) = open_loggers(cfg, [self.run_dir], [cfg.seed], resume_step)
+        eval_envs = make_eval_envs(cfg, cfg.seed) if cfg.eval_every else []
+        try:
+            HostLoop(self, logger, eval_envs).run(pos)
+        finally:
+            logger.close()
+            self.venv.close()
+            for env in eval_envs:
+                env.close()
+
+
+def resume_tree(pos: Position, steps: int) -> dict:
+    """What a resume point holds: agent state, replay (+ priorities), first `steps` actions."""
+    tree = {"state": pos.state, "buffer": pos.replay[0], "actions": pos.actions[:steps]}
+    if pos.replay[1] is not None:
+        tree["priorities"] = pos.replay[1]
+    return tree
+
+
+@dataclasses.dataclass
+class HostLoop:
+    """Rounds of `train_every` vector steps and `utd` updates; log every `rounds_per_log`
+    rounds (with health diagnostics and, when due, an evaluation) and checkpoint at log
+    points."""
+
+    host: HostRun
+    logger: Any
+    eval_envs: list
+
+    def run(self, pos: Position) -> None:
+        cfg, fns = self.host.cfg, host_fns(self.host.agent)
+        per, total, warm = rounds_per_log(cfg), num_rounds(cfg), warmup(cfg)
+        steps, every = cfg.agent.train_every, cfg.checkpoint_every
+        last_log = last_ckpt = pos.round
+        t0, sums, count = time.perf_counter(), {}, 0
+        while pos.round < total:
+            pos.state, pos.replay, pos.obs, sent = collect(
+                fns, pos.state, pos.replay, self.host.venv, pos.obs, pos.tally, steps
+            )
+            r = pos.round = pos.round + 1
+            pos.actions[(r - 1) * steps : r * steps] = sent
+            if r > warm:
+                pos.state, pr, metrics = fns.learn(pos.state, *pos.replay)
+                pos.replay = (pos.replay[0], pr)
+                for k, v in jax.device_get(metrics).items():
+                    sums[k] = sums.get(k, 0.0) + float(v)
+                count += 1
+            if r % per and r != total:
+                continue
+            summary = {k: v / max(count, 1) for k, v in sums.items()}
+            summary |= self._episodes(pos, fns, last_log)
+            if cfg.health and r > warm:
+                diag = fns.health(pos.state, pos.replay[0], jax.random.PRNGKey(r))
+                summary |= {k: float(v) for k, v in jax.device_get(diag).items()}
+            summary["perf/env_steps_per_second"] = (
+                (r - last_log) * cfg.agent.steps_per_round / (time.perf_counter() - t0)
+            )
+            self._log(summary, r)
+            if r == total or (every and (r - last_ckpt) * cfg.agent.steps_per_round >= every):
+                self._checkpoint(pos)
+                last_ckpt = r
+            last_log, t0, sums, count = r, time.perf_counter(), {}, 0
+
+    def _episodes(self, pos: Position, fns: HostFns, last_log: int) -> dict[str, float]:
+        """Training episode statistics, and an evaluation when one is due (eval/...); without
+        evaluation, eval/return repeats the training return."""
+        cfg, out = self.host.cfg, pos.tally.pop()
+        if not self.eval_envs:
+            return out
+        out.pop("eval/return", None)
+        step, before = pos.round * cfg.agent.steps_per_round, last_log * cfg.agent.steps_per_round
+        if eval_due(cfg, before, step, pos.round == num_rounds(cfg)):
+            seeds, key = eval_seeds(cfg.seed, step, cfg.eval_episodes), eval_key(cfg.seed, step)
+            out |= host_episodes(fns.act_eval, pos.state, self.eval_envs, seeds, key).metrics()
+        return out
+
+    def _log(self, summary: dict[str, float], r: int) -> None:
+        from scalerl.train.dqn_run import progress_line
+
+        env_step = r * self.host.cfg.agent.steps_per_round
+        self.logger.log(summary, env_step)
+        if self.host.cfg.progress:
+            print(progress_line(self.host.cfg.seed, env_step, summary))
+
+    def _checkpoint(self, pos: Position) -> None:
+        """Resume point (state, replay, actions so far), then the agent checkpoint."""
+        run_dir, cfg = self.host.run_dir, self.host.cfg
+        done = pos.round * cfg.agent.train_every
+        tree = jax.device_get(resume_tree(pos, done))
+        meta = {"round": pos.round, "env_step": pos.round * cfg.agent.steps_per_round}
+        meta["algo"] = "dqn"
+        save_checkpoint(checkpoint_path(run_dir, meta["env_step"]), tree, meta)
+        for old in list_checkpoints(run_dir)[KEEP_RESUME:]:
+            old.unlink(missing_ok=True)
+        save_checkpoint(run_dir / CHECKPOINT_NAME, {"state": tree["state"]}, meta)
+
+
+def train_host(cfg: DQNTrainConfig, seed: int) -> list[Path]:
+    """One seed of DQN on an ale: or Gymnasium id; returns its run directory."""
+    from scalerl.train.dqn_run import run_dirs, write_dqn_config
+
+    cfg = dataclasses.replace(cfg, seed=seed, seeds=None, num_seeds=1)
+    host = HostRun.open(cfg, None)
     try:
-        _loop(cfg, agent, venv, seed, logger, run_dir)
-    finally:
-        logger.close()
-        venv.close()
+        (run_dir,) = run_dirs(cfg, [seed])
+        write_dqn_config(run_dir, cfg)
+    except Exception:
+        host.venv.close()
+        raise
+    host.run_dir = run_dir
+    host.run(host.fresh(), None)
     return [run_dir]
 
 
-def _loop(cfg: DQNTrainConfig, agent: DQN, venv, seed: int, logger, run_dir: Path) -> None:
-    """Rounds of `train_every` vector steps and `utd` updates; log; save the agent state at
-    the end (without the replay, which would be gigabytes of Atari frames)."""
-    from scalerl.train.dqn_run import progress_line
-
-    fns = host_fns(agent)
-    state, replay = agent.init(jax.random.PRNGKey(seed)), empty_replay(agent, venv)
-    obs, _ = venv.reset(seed=seed)
-    n = cfg.agent.num_envs
-    tally = Tally(np.zeros(n), np.zeros(n))
-    per, total, warm = rounds_per_log(cfg), num_rounds(cfg), warmup(cfg)
-    steps = cfg.agent.steps_per_round
-    t0, sums, count = time.perf_counter(), {}, 0
-    for r in range(1, total + 1):
-        state, replay, obs = collect(fns, state, replay, venv, obs, tally, cfg.agent.train_every)
-        if r > warm:
-            state, pr, metrics = fns.learn(state, *replay)
-            replay = (replay[0], pr)
-            for k, v in jax.device_get(metrics).items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            count += 1
-        if r % per == 0 or r == total:
-            summary = {k: v / max(count, 1) for k, v in sums.items()} | tally.pop()
-            if cfg.health and r > warm:
-                diag = fns.health(state, replay[0], jax.random.PRNGKey(r))
-                summary |= {k: float(v) for k, v in jax.device_get(diag).items()}
-            elapsed = time.perf_counter() - t0
-            summary["perf/env_steps_per_second"] = (r % per or per) * steps / elapsed
-            logger.log(summary, r * steps)
-            if cfg.progress:
-                print(progress_line(seed, r * steps, summary))
-            t0, sums, count = time.perf_counter(), {}, 0
-    meta = {"round": total, "env_step": total * steps, "algo": "dqn"}
-    save_checkpoint(run_dir / CHECKPOINT_NAME, {"state": state}, meta)  # no replay: no resume
-
-
 def resume_host(cfg: DQNTrainConfig, run_dir: Path) -> list[Path]:
-    """Host-loop runs cannot resume exactly (emulator states are not checkpointed)."""
-    raise ConfigError(
-        f"{run_dir}: resume is available for gymnax: DQN runs only; "
-        "start the ale:/Gymnasium run again"
-    )
+    """Continue a host-loop run exactly from its newest resume point."""
+    HostRun.open(cfg, Path(run_dir)).resume()
+    return [Path(run_dir)]

@@ -2,9 +2,9 @@
 
 gymnax ids run the fused loop (`train.dqn_fused`), all seeds vmapped in one process; ale: and
 Gymnasium ids run the host loop (`train.dqn_host`). Every seed gets its own run directory with
-config.json ("algo": "dqn"), metrics.csv (+ TensorBoard) and checkpoint.msgpack holding the
-agent, the environments and the replay buffer, so `scalerl train --resume RUN` continues
-exactly where the run stopped.
+config.json ("algo": "dqn"), metrics.csv (+ TensorBoard) and checkpoints holding the agent,
+the environments (host loop: the action log) and the replay buffer, so `scalerl train --resume
+RUN` continues exactly where the run stopped. Evaluation episodes: `train.dqn_evaluate`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from scalerl.config_dqn import (
     DQNConfig,
     DQNTrainConfig,
     dqn_preset,
+    eval_due,
     num_rounds,
     preset_for_env,
     rounds_per_log,
@@ -36,6 +37,7 @@ from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
 from scalerl.errors import ConfigError
 from scalerl.train import algo_run, dqn_fused
 from scalerl.train.checkpoint import load_checkpoint, save_checkpoint
+from scalerl.train.dqn_evaluate import fused_eval_metrics, make_fused_eval
 from scalerl.train.logging import Logger
 from scalerl.train.ppo_fused import summarize
 from scalerl.train.ppo_run import progress_line
@@ -178,6 +180,7 @@ class FusedRun:
     agent: DQN
     dirs: list[Path]
     seeds: list[int]
+    _eval_fn: Any = None
 
     def run(self, states: Any, carries: Any, start: int) -> None:
         """Rounds start..num_rounds."""
@@ -198,7 +201,8 @@ class FusedRun:
                 metrics, health = jax.device_get((metrics, health))
                 done += n
                 rate = n * per * len(self.seeds) / (time.perf_counter() - t0)
-                self._log(loggers, metrics, health, done * per, rate)
+                evals = self._evaluate(states, (done - n) * per, done * per, done == total)
+                self._log(loggers, metrics, health, evals, done * per, rate)
                 every = cfg.checkpoint_every
                 if done == total or (every and (done - last_ckpt) * per >= every):
                     self._checkpoint(states, carries, done)
@@ -207,9 +211,21 @@ class FusedRun:
             for logger in loggers:
                 logger.close()
 
-    def _log(self, loggers: list[Logger], metrics: Any, health: Any, env_step: int, rate: float):
+    def _evaluate(self, states: Any, before: int, env_step: int, last: bool) -> list[dict] | None:
+        """Every seed's eval/ metrics when an evaluation is due in (before, env_step]."""
+        if not eval_due(self.cfg, before, env_step, last):
+            return None
+        if self._eval_fn is None:
+            self._eval_fn = make_fused_eval(self.agent, self.env, self.cfg.eval_episodes)
+        return fused_eval_metrics(self._eval_fn, states, self.seeds, env_step)
+
+    def _log(self, loggers: list[Logger], metrics: Any, health: Any, evals: list[dict] | None,
+             env_step: int, rate: float):  # fmt: skip
         for i, logger in enumerate(loggers):
             summary = summarize(jax.tree_util.tree_map(lambda x, i=i: x[i], metrics))
+            if self.cfg.eval_every:  # eval/ comes from evaluation episodes only
+                summary.pop("eval/return", None)
+            summary |= evals[i] if evals else {}
             summary |= {k: float(v[i]) for k, v in health.items()}
             summary["perf/env_steps_per_second"] = rate
             logger.log(summary, env_step)

@@ -96,12 +96,16 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> 
     Raises:
         ScalerlError: fewer than one episode, not a run directory, or no usable checkpoint.
     """
-    from scalerl.train import ppo_run
+    from scalerl.train import dqn_run, ppo_run
 
     if ppo_run.is_run(run_dir):  # PPO runs have their own config and agent
         from scalerl.train.ppo_evaluate import evaluate_ppo_run
 
         return evaluate_ppo_run(run_dir, episodes, seed)
+    if dqn_run.is_run(run_dir):  # so do DQN runs (ε_eval-greedy episodes)
+        from scalerl.train.dqn_evaluate import evaluate_dqn_run
+
+        return evaluate_dqn_run(run_dir, episodes, seed)
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}; fix --episodes")
     cfg = read_config(run_dir)

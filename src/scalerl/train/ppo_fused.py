@@ -46,7 +46,7 @@ def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
     return agent_key, env_key
 
 
-def _episode_tally(carry: EnvCarry, out: Any) -> tuple[EnvCarry, Metrics]:
+def episode_tally(carry: EnvCarry, out: Any) -> tuple[EnvCarry, Metrics]:
     """Add the step to the running episode return/length; emit sums over finished episodes."""
     ret = carry.ep_return + out.reward
     length = carry.ep_length + 1.0
@@ -74,7 +74,7 @@ def rollout(
         stored, action, log_prob, value = agent.act(st, obs, act_key)
         env_keys = jax.random.split(env_key, obs.shape[0])
         env_state, out = jax.vmap(env.step)(env_keys, ec.env_state, action)
-        ec, stats = _episode_tally(ec.replace(env_state=env_state, obs=out.obs, key=key), out)
+        ec, stats = episode_tally(ec.replace(env_state=env_state, obs=out.obs, key=key), out)
         traj = Trajectory(
             obs, stored, log_prob, value, out.reward, out.terminated, out.truncated, out.final_obs
         )
