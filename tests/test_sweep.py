@@ -173,6 +173,8 @@ def test_unknown_and_reserved_keys_raise_one_line_errors():
         SweepSpec.from_options(envs="Pendulum-v1", agents="ppo")
     with pytest.raises(ScalerlError, match="unknown environment id"):
         expand(SweepSpec.from_options(envs="NoSuchEnv-v0"))
+    with pytest.raises(ScalerlError, match="use --algo dqn or --algo pqn"):
+        expand(SweepSpec.from_options(envs="ale:Pong"))  # SAC cannot act in discrete envs
 
 
 def test_yaml_grid_and_command_line_options(tmp_path):

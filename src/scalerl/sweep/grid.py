@@ -26,6 +26,7 @@ from scalerl.config import (
     seed_list,
     validate_train,
 )
+from scalerl.envs.make import check_continuous_id
 from scalerl.envs.suites import TASK_LISTS, suite_preset
 from scalerl.errors import ConfigError
 from scalerl.sweep.algos import algo_configs, build_config
@@ -345,6 +346,7 @@ def _run_spec(spec: SweepSpec, env: str, agent: str, seed: int, swept: dict[str,
     fixed = {"run_root": spec.sweep_dir, "progress": False, "seeds": None, "num_seeds": 1}
     cfg = TrainConfig(env=env, seed=seed, name=name, agent=agent_cfg, **groups["train"], **fixed)
     validate_train(cfg)
+    check_continuous_id(env)
     suite_preset(env)
     params = {"env": env, "agent": agent, "seed": str(seed)} | swept
     return RunSpec(name=name, config=cfg, params=params, cell=cell_name(env, agent, swept))

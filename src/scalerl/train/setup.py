@@ -22,6 +22,7 @@ from scalerl.config import (
     validate_train,
 )
 from scalerl.envs import discount_heuristic, suite_preset
+from scalerl.envs.make import check_continuous_id
 from scalerl.errors import ConfigError, ScalerlError
 from scalerl.train.logging import Logger
 
@@ -36,6 +37,7 @@ def resolve(cfg: TrainConfig) -> TrainConfig:
         ConfigError: invalid values. EnvError: unknown environment id.
     """
     validate_train(cfg)
+    check_continuous_id(cfg.env)
     preset = suite_preset(cfg.env)
     repeat = cfg.action_repeat or preset.action_repeat
     limit = cfg.max_episode_steps or preset.max_episode_steps
