@@ -142,7 +142,8 @@ def evaluate(
     width: int = 320,
     height: int = 240,
 ) -> None:
-    """Re-evaluate a saved run's policy (deterministic actions) and print mean/std return.
+    """Re-evaluate a saved run's policy and print mean/std return: deterministic actions
+    (SAC/TD3/DDPG/PPO), ε-greedy with the run's small evaluation ε (DQN/PQN).
 
     Args:
         run: Run directory (runs/<name>).
