@@ -102,6 +102,12 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> 
         from scalerl.train.ppo_evaluate import evaluate_ppo_run
 
         return evaluate_ppo_run(run_dir, episodes, seed)
+    from scalerl.train import pqn_run
+
+    if pqn_run.is_run(run_dir):  # PQN runs: ε-greedy episodes of the Q network
+        from scalerl.train.pqn_evaluate import evaluate_pqn_run
+
+        return evaluate_pqn_run(run_dir, episodes, seed)
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}; fix --episodes")
     cfg = read_config(run_dir)
