@@ -9,7 +9,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from scalerl.cli import main
 from scalerl.config_pqn import PQNConfig, PQNTrainConfig
@@ -78,18 +77,3 @@ def test_evaluate_fused_run_plays_the_greedy_q_policy(tmp_path, capsys):
     out = capsys.readouterr().out  # a second evaluation with the same seed: the same episodes
     assert f"return {mean:.1f} +- {std:.1f} over 6 episodes" in out
     assert main(["evaluate", str(run_dir), "--episodes", "0"]) == 2
-
-
-@pytest.mark.slow
-def test_ale_evaluate_reports_unclipped_game_scores(tmp_path, monkeypatch):
-    short = dataclasses.replace(pqn_evaluate.EVAL_OPTIONS, max_episode_frames=400)
-    monkeypatch.setattr(pqn_evaluate, "EVAL_OPTIONS", short)
-    args = ["train", "--algo", "pqn", "--env", "ale:Pong", "--env-steps", "64", "--log-every",
-            "64", "--num-envs", "2", "--num-steps", "8", "--num-minibatches", "2",
-            "--update-epochs", "1", "--no-tensorboard", "--no-progress", "--no-health",
-            "--run-root", str(tmp_path), "--name", "pong"]  # fmt: skip
-    assert main(args) == 0
-    result = evaluate_run(tmp_path / "pong", episodes=2)
-    assert result.returns.shape == (2,) and np.all(result.lengths <= 100)  # 400 frames / 4
-    assert np.all(result.returns <= 0) and np.all(result.returns == np.round(result.returns))
-    assert not pqn_evaluate.EVAL_OPTIONS.clip_rewards

@@ -104,12 +104,14 @@ def compiled(
 
 
 def ale_agent(cfg: PQNTrainConfig, env: Any) -> Compiled:
-    """The compiled agent of a run on `env` (one Atari env or a vector of them)."""
+    """The compiled agent of a run on `env` (one Atari env or a vector of them); without a
+    torso the network sees the flattened frames."""
     obs_space = getattr(env, "single_observation_space", env.observation_space)
     act_space = getattr(env, "single_action_space", env.action_space)
     torso = resolve_torso(cfg.agent.torso, cfg.env)
+    shape = tuple(obs_space.shape) if torso != "none" else (int(np.prod(obs_space.shape)),)
     total, _ = host_iterations(cfg)
-    return compiled(cfg.agent, tuple(obs_space.shape), int(act_space.n), total, torso)
+    return compiled(cfg.agent, shape, int(act_space.n), total, torso)
 
 
 # ----------------------------------------------------------------------------- entry points
