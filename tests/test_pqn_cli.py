@@ -88,7 +88,7 @@ def test_ale_host_loop_runs_with_uint8_frames(tmp_path):
 
     args = ["train", "--algo", "pqn", "--env", "ale:Pong", "--env-steps", "128", "--log-every",
             "64", "--num-envs", "2", "--num-steps", "8", "--num-minibatches", "2",
-            "--update-epochs", "1", "--no-tensorboard", "--no-progress",
+            "--update-epochs", "1", "--no-tensorboard", "--no-progress", "--no-health",
             "--run-root", str(tmp_path), "--name", "pong"]  # fmt: skip
     assert main(args) == 0
     rows = read_metrics_csv(tmp_path / "pong" / "metrics.csv")
@@ -127,8 +127,8 @@ def test_ale_seeds_health_kill_resume_and_evaluate(tmp_path, monkeypatch, capsys
 
     original = pqn_host.AleLoop._checkpoint
 
-    def crash(self, pos, frames):
-        original(self, pos, frames)
+    def crash(self, pos):
+        original(self, pos)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(pqn_host.AleLoop, "_checkpoint", crash)

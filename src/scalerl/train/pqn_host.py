@@ -32,8 +32,14 @@ from scalerl.agents.ppo import Trajectory
 from scalerl.agents.pqn import PQN, PQNState, make_pqn
 from scalerl.config_pqn import PQNConfig, PQNTrainConfig, resolve_torso
 from scalerl.envs.ale import AtariOptions, make_ale_env
-from scalerl.train.ppo_checkpoint import load_point, save_point, shared_step
-from scalerl.train.ppo_host import Compiled, Position, Tally, final_observations, replay
+from scalerl.train.ppo_host import (
+    Compiled,
+    HostLoop,
+    HostRun,
+    Position,
+    Tally,
+    final_observations,
+)
 
 
 def make_ale_vector(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorEnv:
@@ -138,57 +144,37 @@ def resume_ale(run_dirs: list[Path]) -> list[Path]:
 
 
 @dataclasses.dataclass
-class AleRun:
-    """One seed's host loop: vector env, compiled agent, run directory."""
+class AleRun(HostRun):
+    """One seed's host loop: vector env, compiled agent, run directory. Resume is PPO's
+    (`HostRun.resume`), with the replay tallying game scores."""
 
-    cfg: PQNTrainConfig
-    run_dir: Path
-    venv: Any
-    jitted: Compiled
+    jitted: Compiled | None = None
 
     @classmethod
     def open(cls, cfg: PQNTrainConfig, run_dir: Path) -> AleRun:
         venv = make_ale_vector(cfg.env, cfg.agent.num_envs, cfg.seed)
-        return cls(cfg, run_dir, venv, ale_agent(cfg, venv))
+        jitted = ale_agent(cfg, venv)
+        return cls(cfg, run_dir, venv, jitted.agent, AtariOptions().frame_skip, jitted)
 
     def _fresh(self) -> Position:
         seed, n = self.cfg.seed, self.cfg.agent.num_envs
-        state = self.jitted.agent.init(jax.random.PRNGKey(seed))
+        state = self.agent.init(jax.random.PRNGKey(seed))
         obs, _ = self.venv.reset(seed=seed)
         total, _ = host_iterations(self.cfg)
         actions = np.zeros((total * self.cfg.agent.num_steps, n), np.int32)
         return Position(state, obs, Tally(np.zeros(n), np.zeros(n)), 0, actions)
 
-    def start(self) -> None:
-        """Train from scratch."""
-        self._run(self._fresh(), None)
-
     def resume(self) -> None:
         """Continue from the newest resume point (agent state from the checkpoint, vector env
         by replaying the action log)."""
-        from scalerl.train.ppo_run import _restart_note
-
-        step = shared_step([self.run_dir])
-        if step is None:
-            _restart_note([self.run_dir])
-            self._run(self._fresh(), -1)
-            return
-        pos, steps = self._fresh(), self.cfg.agent.num_steps
-
-        def template(meta: dict) -> dict:
-            return {"state": pos.state, "actions": pos.actions[: meta["iteration"] * steps]}
-
-        tree, meta = load_point(self.run_dir, step, template)
-        done = np.asarray(tree["actions"])
-        pos.actions[: len(done)] = done
-        pos.obs = replay(RawScores(self.venv), self.cfg.seed, done, pos.tally)
-        pos.state = jax.tree_util.tree_map(jnp.asarray, tree["state"])
-        pos.iteration = int(meta["iteration"])
-        self._run(pos, int(meta["env_step"]))
+        self.venv = RawScores(self.venv)  # `_run` unwraps it after the replay
+        super().resume()
 
     def _run(self, pos: Position, resume_step: int | None) -> None:
         from scalerl.train.pqn_run import open_loggers
 
+        if isinstance(self.venv, RawScores):
+            self.venv = self.venv.venv
         (logger,) = open_loggers(self.cfg, [self.run_dir], [self.cfg.seed], resume_step)
         try:
             AleLoop(self, logger).run(pos)
@@ -197,19 +183,15 @@ class AleRun:
             self.venv.close()
 
 
-@dataclasses.dataclass
-class AleLoop:
+class AleLoop(HostLoop):
     """Rollout, learn; log every few rollouts (with health diagnostics of the last rollout
-    before its update) and write resume points at log points."""
-
-    host: AleRun
-    logger: Any
+    before its update) and write resume points at log points (PPO's `_log`, `_checkpoint`)."""
 
     def run(self, pos: Position) -> None:
         """Iterations pos.iteration + 1 .. the run's last."""
         cfg, jitted = self.host.cfg, self.host.jitted
         total, per = host_iterations(cfg)
-        steps, last_ckpt, frames = cfg.agent.num_steps, pos.iteration, frames_per_iteration(cfg)
+        steps, last_ckpt, frames = cfg.agent.num_steps, pos.iteration, self.host.frames
         t0, sums, count = time.perf_counter(), {}, 0
         while pos.iteration < total:
             state, traj, pos.obs = collect(jitted.agent, jitted.act, pos.state, self.host.venv,
@@ -227,24 +209,9 @@ class AleLoop:
             summary = {k: v / count for k, v in sums.items()} | pos.tally.pop()
             summary |= {k: float(v) for k, v in diag.items()}
             summary["perf/env_steps_per_second"] = count * frames / (time.perf_counter() - t0)
-            self._log(summary, it * frames)
+            self._log(summary, it)
             every = cfg.checkpoint_every
             if it == total or (every and (it - last_ckpt) * frames >= every):
-                self._checkpoint(pos, frames)
+                self._checkpoint(pos)
                 last_ckpt = it
             t0, sums, count = time.perf_counter(), {}, 0
-
-    def _log(self, summary: dict[str, float], env_step: int) -> None:
-        from scalerl.train.ppo_run import progress_line
-
-        self.logger.log(summary, env_step)
-        if self.host.cfg.progress:
-            print(progress_line(self.host.cfg.seed, env_step, summary))
-
-    def _checkpoint(self, pos: Position, frames: int) -> None:
-        """Resume point {"state", "actions" so far} and agent checkpoint (the PQNState)."""
-        state = jax.device_get(pos.state)
-        steps = pos.iteration * self.host.cfg.agent.num_steps
-        tree = {"state": state, "actions": pos.actions[:steps]}
-        meta = {"iteration": pos.iteration, "env_step": pos.iteration * frames}
-        save_point(self.host.run_dir, state, tree, meta)
