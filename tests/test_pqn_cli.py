@@ -57,6 +57,9 @@ def test_cli_two_seeds_resume_is_exact_and_report_reads_runs(tmp_path, monkeypat
     out = tmp_path / "report"
     assert main(["report", str(tmp_path / "a-s0"), str(full), "--out", str(out)]) == 0
     assert "pqn-mlp" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", str(full), "--episodes", "3"]) == 0  # a fused run's checkpoint
+    assert "over 3 episodes" in capsys.readouterr().out
 
 
 def test_bad_options_are_config_errors(tmp_path, capsys):
