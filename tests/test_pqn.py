@@ -180,3 +180,21 @@ def test_greedy_actions_and_labels():
     assert action.shape == (3,) and float(jnp.max(jnp.abs(log_prob))) == 0.0
     np.testing.assert_allclose(taken, jnp.take_along_axis(q, action[:, None], -1)[:, 0])
     assert agent.labels[NET]["head"]["q"]["q"]["kernel"] == "output_kernel"
+
+
+def test_make_optimizer_radam_is_clip_then_radam():
+    import optax
+
+    from scalerl.agents.ppo_plasticity import make_optimizer
+
+    cfg = PQNConfig(max_grad_norm=0.5, lr=0.1)
+    assert cfg.optimizer == "radam" and not cfg.plasticity.nap
+    tx = make_optimizer(cfg, optax.constant_schedule(0.1), None)
+    ref = optax.chain(optax.clip_by_global_norm(0.5), optax.radam(0.1, eps=cfg.adam_eps))
+    params = {"w": jnp.array([1.0, -2.0])}
+    s, r = tx.init(params), ref.init(params)
+    for i in range(7):  # past RAdam's 5-step warm-up, where it switches to adaptive steps
+        g = {"w": jnp.array([3.0, 0.1 * i])}
+        (u, s), (v, r) = tx.update(g, s, params), ref.update(g, r, params)
+        np.testing.assert_array_equal(u["w"], v["w"])
+        assert float(u["w"][0]) != 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import jax
@@ -56,6 +57,9 @@ def test_cli_two_seeds_resume_is_exact_and_report_reads_runs(tmp_path, monkeypat
     out = tmp_path / "report"
     assert main(["report", str(tmp_path / "a-s0"), str(full), "--out", str(out)]) == 0
     assert "pqn-mlp" in (out / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", str(full), "--episodes", "3"]) == 0  # a fused run's checkpoint
+    assert "over 3 episodes" in capsys.readouterr().out
 
 
 def test_bad_options_are_config_errors(tmp_path, capsys):
@@ -65,8 +69,6 @@ def test_bad_options_are_config_errors(tmp_path, capsys):
     assert "JAX-native" in capsys.readouterr().err  # Gymnasium ids other than ale:
     assert main(["train", *TINY, "--torso", "minatar", "--run-root", str(tmp_path)]) == 2
     assert "needs (H, W, C) frames" in capsys.readouterr().err
-    assert main(["train", *TINY, "--env", "ale:Pong", "--seeds", "0-1"]) == 2
-    assert "one seed per process" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written for a rejected run
 
 
@@ -89,7 +91,7 @@ def test_ale_host_loop_runs_with_uint8_frames(tmp_path):
 
     args = ["train", "--algo", "pqn", "--env", "ale:Pong", "--env-steps", "128", "--log-every",
             "64", "--num-envs", "2", "--num-steps", "8", "--num-minibatches", "2",
-            "--update-epochs", "1", "--no-tensorboard", "--no-progress",
+            "--update-epochs", "1", "--no-tensorboard", "--no-progress", "--no-health",
             "--run-root", str(tmp_path), "--name", "pong"]  # fmt: skip
     assert main(args) == 0
     rows = read_metrics_csv(tmp_path / "pong" / "metrics.csv")
@@ -106,3 +108,48 @@ def test_ale_host_loop_runs_with_uint8_frames(tmp_path):
     venv.close()
     assert traj.obs.dtype == np.uint8 and traj.obs.shape == (3, 2, 84 * 84 * 4)
     assert traj.next_obs.dtype == np.uint8 and traj.action.shape == (3, 2)
+
+
+@pytest.mark.slow
+def test_ale_seeds_health_kill_resume_and_evaluate(tmp_path, monkeypatch, capsys):
+    from scalerl.train import pqn_evaluate, pqn_host
+
+    base = ["train", "--algo", "pqn", "--env", "ale:Pong", "--env-steps", "128", "--log-every",
+            "64", "--checkpoint-every", "64", "--num-envs", "2", "--num-steps", "8",
+            "--num-minibatches", "2", "--update-epochs", "1", "--no-tensorboard",
+            "--no-progress", "--run-root", str(tmp_path),
+            "--torso", "none", "--trunk", "mlp", "--width", "16", "--depth", "1"]  # fmt: skip
+    assert main([*base, "--name", "a", "--seeds", "0", "1"]) == 0  # one after the other
+    rows = read_metrics_csv(tmp_path / "a-s1" / "metrics.csv")
+    assert {r["env_step"] for r in rows} == {64, 128}  # 2 envs x 8 steps x frame skip 4
+    assert {"health/q/dormant_0", "train/td_loss"} <= {r["metric"] for r in rows}
+    assert not all(
+        np.array_equal(x, y)
+        for x, y in zip(_params(tmp_path / "a-s0"), _params(tmp_path / "a-s1"), strict=True)
+    )
+
+    original = pqn_host.AleLoop._checkpoint
+
+    def crash(self, pos):
+        original(self, pos)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pqn_host.AleLoop, "_checkpoint", crash)
+    assert main([*base, "--name", "b", "--seed", "1"]) == 130  # killed after env step 64
+    monkeypatch.setattr(pqn_host.AleLoop, "_checkpoint", original)
+    assert main(["train", "--resume", str(tmp_path / "b")]) == 0
+    for x, y in zip(_params(tmp_path / "a-s1"), _params(tmp_path / "b"), strict=True):
+        np.testing.assert_array_equal(x, y)
+    resumed = read_metrics_csv(tmp_path / "b" / "metrics.csv")
+    assert sorted(r["env_step"] for r in resumed) == sorted(r["env_step"] for r in rows)
+
+    # evaluation: ε-greedy episodes with game scores (episodes cut at 400 frames here)
+    short = dataclasses.replace(pqn_evaluate.EVAL_OPTIONS, max_episode_frames=400)
+    monkeypatch.setattr(pqn_evaluate, "EVAL_OPTIONS", short)
+    assert not short.clip_rewards
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "b"), "--episodes", "2"]) == 0
+    assert "over 2 episodes" in capsys.readouterr().out
+    result = pqn_evaluate.evaluate_pqn_run(tmp_path / "b", episodes=2)
+    assert result.returns.shape == (2,) and np.all(result.lengths <= 100)  # 400 frames / 4
+    assert np.all(result.returns <= 0) and np.all(result.returns == np.round(result.returns))

@@ -24,7 +24,9 @@ from scalerl.plasticity.kron import kron
 
 
 def make_optimizer(cfg: Any, schedule: optax.Schedule, labels: Any) -> optax.GradientTransformation:
-    """clip_by_global_norm -> Adam / AdamW / Kron -> NaP projection (each when enabled).
+    """clip_by_global_norm -> Adam / AdamW / RAdam / Kron -> NaP projection (each when enabled).
+
+    RAdam (Liu et al. 2020) is the optimizer of PQN (Gallici et al. 2025).
 
     Under NaP, weight decay skips the projected kernels (the projection would undo it).
     """
@@ -32,6 +34,8 @@ def make_optimizer(cfg: Any, schedule: optax.Schedule, labels: Any) -> optax.Gra
     mask = regularizers.decoupled_decay_mask(labels) if pc.nap else None
     if cfg.optimizer == "adamw":
         base = optax.adamw(schedule, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, mask=mask)
+    elif cfg.optimizer == "radam":
+        base = optax.radam(schedule, eps=cfg.adam_eps)
     elif cfg.optimizer == "kron":
         base = kron(schedule, weight_decay=cfg.weight_decay, weight_decay_mask=mask)
     else:

@@ -41,7 +41,7 @@ from scalerl.agents.state import NetState, apply_gradients
 from scalerl.config_pqn import PQNConfig
 from scalerl.metrics.health import collect_features, network_health
 from scalerl.networks import project_kernels
-from scalerl.plasticity import nap, redo
+from scalerl.plasticity import redo
 from scalerl.plasticity.roles import label_params
 
 Metrics = dict[str, jax.Array]
@@ -83,21 +83,6 @@ def make_schedule(cfg: PQNConfig, num_iterations: int) -> optax.Schedule:
     if not cfg.anneal_lr:
         return optax.constant_schedule(cfg.lr)
     return optax.linear_schedule(cfg.lr, 0.0, num_iterations * cfg.steps_per_update)
-
-
-def make_pqn_optimizer(
-    cfg: PQNConfig, schedule: optax.Schedule, labels: Any
-) -> optax.GradientTransformation:
-    """clip_by_global_norm -> RAdam (PQN) -> NaP projection; other optimizers: PPO's chain."""
-    if cfg.optimizer != "radam":
-        return make_optimizer(cfg, schedule, labels)
-    chain = [optax.clip_by_global_norm(cfg.max_grad_norm)] if cfg.max_grad_norm > 0 else []
-    chain.append(optax.radam(schedule, eps=cfg.adam_eps))
-    pc = cfg.plasticity
-    if pc.nap:
-        norm_labels = labels if pc.nap_norm_mode == "joint_project" else None
-        chain.append(nap.nap_transform(None, nap.nap_mask(labels), pc.nap_every, 0, norm_labels))
-    return optax.chain(*chain)
 
 
 @dataclass(frozen=True)
@@ -357,6 +342,6 @@ def make_pqn(
     shapes = jax.eval_shape(lambda k: net.init(k, obs)["params"], jax.random.PRNGKey(0))
     labels = {NET: label_params(shapes)}  # per network, so `head` is the output group
     schedule = make_schedule(cfg, num_iterations)
-    tx = make_pqn_optimizer(cfg, schedule, labels)
+    tx = make_optimizer(cfg, schedule, labels)
     decay = int(round(cfg.eps_decay * num_iterations))
     return PQN(cfg, tuple(frame_shape), num_actions, net, tx, schedule, labels, decay)

@@ -90,22 +90,29 @@ def load_run_agent(run_dir: Path) -> tuple[ActorCritic, SACState, dict]:
     return sac, state, meta
 
 
+SEPARATE_EVALUATORS = {
+    "ppo": "scalerl.train.ppo_evaluate",
+    "dqn": "scalerl.train.dqn_evaluate",
+    "pqn": "scalerl.train.pqn_evaluate",
+}
+"""Algorithm of a run's config.json -> module with its `evaluate_<algo>_run(run, episodes, seed)`
+(deterministic PPO; ε-greedy DQN and PQN with their evaluation ε)."""
+
+
 def evaluate_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> EvalResult:
     """Re-evaluate a saved run's policy on a fresh environment.
 
     Raises:
         ScalerlError: fewer than one episode, not a run directory, or no usable checkpoint.
     """
-    from scalerl.train import dqn_run, ppo_run
+    import importlib
 
-    if ppo_run.is_run(run_dir):  # PPO runs have their own config and agent
-        from scalerl.train.ppo_evaluate import evaluate_ppo_run
+    from scalerl.train.algo_run import is_algo_run
 
-        return evaluate_ppo_run(run_dir, episodes, seed)
-    if dqn_run.is_run(run_dir):  # so do DQN runs (ε_eval-greedy episodes)
-        from scalerl.train.dqn_evaluate import evaluate_dqn_run
-
-        return evaluate_dqn_run(run_dir, episodes, seed)
+    for algo, module in SEPARATE_EVALUATORS.items():  # algorithms with their own config/agent
+        if is_algo_run(run_dir, algo):
+            evaluate = getattr(importlib.import_module(module), f"evaluate_{algo}_run")
+            return evaluate(run_dir, episodes, seed)
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}; fix --episodes")
     cfg = read_config(run_dir)

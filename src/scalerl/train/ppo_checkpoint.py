@@ -23,8 +23,10 @@ from scalerl.train.setup import CHECKPOINT_NAME
 
 
 def save_point(run_dir: Path, state: Any, resume_tree: Any, meta: dict) -> None:
-    """Write one seed's resume point (`meta["env_step"]` names it), prune, then the agent."""
-    meta = meta | {"algo": "ppo"}
+    """Write one seed's resume point (`meta["env_step"]` names it), prune, then the agent.
+
+    `meta["algo"]` labels the files (default ppo; PQN's host loop passes pqn)."""
+    meta = {"algo": "ppo"} | meta
     save_checkpoint(checkpoint_path(run_dir, meta["env_step"]), resume_tree, meta)
     for old in list_checkpoints(run_dir)[KEEP_RESUME:]:
         old.unlink(missing_ok=True)

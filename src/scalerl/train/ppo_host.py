@@ -332,4 +332,4 @@ class HostLoop:
         steps = pos.iteration * self.host.cfg.agent.num_steps
         tree = {"state": state, "actions": pos.actions[:steps]}
         meta = {"iteration": pos.iteration, "env_step": pos.iteration * self.host.frames}
-        save_point(self.host.run_dir, state, tree, meta)
+        save_point(self.host.run_dir, state, tree, meta | {"algo": self.host.cfg.algo})

@@ -5,12 +5,20 @@ al. 2018 protocol, rewards clipped to their sign for training) and calls the jit
 per step and the jitted `PQN.learn` once per rollout, the same pure update the fused loop
 scans. Frames stay uint8 on the host and on the device (the conv torso scales them). The
 budget and the logs count agent steps x frame skip (emulator frames); logged returns are
-game scores (`info["raw_reward"]`). One seed per process; checkpoint at the end (no resume).
+game scores (`info["raw_reward"]`). Health metrics (`health/q/...`) of the last rollout before
+its update at every log point, as the fused loop logs them.
+
+Several seeds run one after the other in one process, sharing one compilation, each exactly as
+if alone. Exact resume works as in PPO's host loop (`train.ppo_host`): a resume point stores the
+agent state and every action the vector env received; a resume replays the actions into a
+freshly seeded vector env (ALE is deterministic given its seed and actions, sticky actions
+included), which restores the emulators, frame stacks and episode tallies.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -22,11 +30,16 @@ import numpy as np
 
 from scalerl.agents.ppo import Trajectory
 from scalerl.agents.pqn import PQN, PQNState, make_pqn
-from scalerl.config_pqn import PQNTrainConfig, resolve_torso
+from scalerl.config_pqn import PQNConfig, PQNTrainConfig, resolve_torso
 from scalerl.envs.ale import AtariOptions, make_ale_env
-from scalerl.train.checkpoint import save_checkpoint
-from scalerl.train.ppo_host import Tally, final_observations
-from scalerl.train.setup import CHECKPOINT_NAME, CONFIG_NAME, config_to_dict
+from scalerl.train.ppo_host import (
+    Compiled,
+    HostLoop,
+    HostRun,
+    Position,
+    Tally,
+    final_observations,
+)
 
 
 def make_ale_vector(env_id: str, num_envs: int, seed: int) -> gym.vector.VectorEnv:
@@ -71,53 +84,134 @@ def collect(
     return state, traj, obs
 
 
-def train_ale(cfg: PQNTrainConfig, seed: int) -> list[Path]:
-    """One seed of PQN on an `ale:` id; returns its run directory."""
-    import json
+class RawScores:
+    """A vector env whose step reward is the game score (`info["raw_reward"]`), so PPO's
+    `replay` restores episode tallies of game scores."""
 
-    from scalerl.train.pqn_run import open_loggers, seed_run_dirs
+    def __init__(self, venv: Any) -> None:
+        self.venv = venv
 
-    venv = make_ale_vector(cfg.env, cfg.agent.num_envs, seed)
-    shape = tuple(venv.single_observation_space.shape)
-    total, _ = host_iterations(cfg)
+    def reset(self, **kwargs: Any) -> tuple:
+        return self.venv.reset(**kwargs)
+
+    def step(self, action: np.ndarray) -> tuple:
+        obs, _, term, trunc, info = self.venv.step(action)
+        return obs, info["raw_reward"], term, trunc, info
+
+
+@functools.lru_cache(maxsize=4)
+def compiled(
+    cfg: PQNConfig, shape: tuple[int, ...], num_actions: int, iterations: int, torso: str
+) -> Compiled:
+    """The agent of these settings with its jitted act, learn and health, shared by the seeds
+    of a process (so they compile once)."""
+    agent = make_pqn(cfg, shape, num_actions, iterations, torso)
+    return Compiled(agent, jax.jit(agent.act), jax.jit(agent.learn), jax.jit(agent.health))
+
+
+def ale_agent(cfg: PQNTrainConfig, env: Any) -> Compiled:
+    """The compiled agent of a run on `env` (one Atari env or a vector of them); without a
+    torso the network sees the flattened frames."""
+    obs_space = getattr(env, "single_observation_space", env.observation_space)
+    act_space = getattr(env, "single_action_space", env.action_space)
     torso = resolve_torso(cfg.agent.torso, cfg.env)
-    agent = make_pqn(cfg.agent, shape, int(venv.single_action_space.n), total, torso)
-    (run_dir,) = seed_run_dirs(cfg, [seed])
-    one = dataclasses.replace(cfg, seed=seed, seeds=None, num_seeds=1)
-    (run_dir / CONFIG_NAME).write_text(json.dumps(config_to_dict(one), indent=2) + "\n")
-    (logger,) = open_loggers(cfg, [run_dir], [seed])
-    try:
-        _loop(cfg, agent, venv, seed, logger, run_dir)
-    finally:
-        logger.close()
-        venv.close()
-    return [run_dir]
+    shape = tuple(obs_space.shape) if torso != "none" else (int(np.prod(obs_space.shape)),)
+    total, _ = host_iterations(cfg)
+    return compiled(cfg.agent, shape, int(act_space.n), total, torso)
 
 
-def _loop(cfg: PQNTrainConfig, agent: PQN, venv: Any, seed: int, logger, run_dir: Path) -> None:
-    """Rollout, learn, log every few rollouts; checkpoint at the end."""
-    from scalerl.train.ppo_run import progress_line
+# ----------------------------------------------------------------------------- entry points
 
-    state = agent.init(jax.random.PRNGKey(seed))
-    act, learn = jax.jit(agent.act), jax.jit(agent.learn)
-    obs, _ = venv.reset(seed=seed)
-    n = cfg.agent.num_envs
-    tally = Tally(np.zeros(n), np.zeros(n))
-    total, per = host_iterations(cfg)
-    frames = frames_per_iteration(cfg)
-    t0, sums = time.perf_counter(), {}
-    for it in range(1, total + 1):
-        state, traj, obs = collect(agent, act, state, venv, obs, tally)
-        state, metrics = learn(state, traj)
-        for k, v in jax.device_get(metrics).items():
-            sums[k] = sums.get(k, 0.0) + float(v)
-        if it % per == 0 or it == total:
-            count = per if it % per == 0 else it % per
-            summary = {k: v / count for k, v in sums.items()} | tally.pop()
+
+def train_ale(cfg: PQNTrainConfig, seeds: list[int]) -> list[Path]:
+    """PQN on an `ale:` id for every seed, one after the other; returns the run directories."""
+    from scalerl.train.pqn_run import seed_run_dirs, write_seed_configs
+
+    dirs = seed_run_dirs(cfg, seeds)
+    for d, one in zip(dirs, write_seed_configs(cfg, dirs, seeds), strict=True):
+        AleRun.open(one, d).start()
+    return dirs
+
+
+def resume_ale(run_dirs: list[Path]) -> list[Path]:
+    """Continue ALE runs exactly from their newest resume points, one after the other (a run
+    killed before its first one starts again from step 0)."""
+    from scalerl.train.pqn_run import read_pqn_config
+
+    for d in run_dirs:
+        AleRun.open(read_pqn_config(d), Path(d)).resume()
+    return list(run_dirs)
+
+
+@dataclasses.dataclass
+class AleRun(HostRun):
+    """One seed's host loop: vector env, compiled agent, run directory. Resume is PPO's
+    (`HostRun.resume`), with the replay tallying game scores."""
+
+    jitted: Compiled | None = None
+
+    @classmethod
+    def open(cls, cfg: PQNTrainConfig, run_dir: Path) -> AleRun:
+        venv = make_ale_vector(cfg.env, cfg.agent.num_envs, cfg.seed)
+        jitted = ale_agent(cfg, venv)
+        return cls(cfg, run_dir, venv, jitted.agent, AtariOptions().frame_skip, jitted)
+
+    def _fresh(self) -> Position:
+        seed, n = self.cfg.seed, self.cfg.agent.num_envs
+        state = self.agent.init(jax.random.PRNGKey(seed))
+        obs, _ = self.venv.reset(seed=seed)
+        total, _ = host_iterations(self.cfg)
+        actions = np.zeros((total * self.cfg.agent.num_steps, n), np.int32)
+        return Position(state, obs, Tally(np.zeros(n), np.zeros(n)), 0, actions)
+
+    def resume(self) -> None:
+        """Continue from the newest resume point (agent state from the checkpoint, vector env
+        by replaying the action log)."""
+        self.venv = RawScores(self.venv)  # `_run` unwraps it after the replay
+        super().resume()
+
+    def _run(self, pos: Position, resume_step: int | None) -> None:
+        from scalerl.train.pqn_run import open_loggers
+
+        if isinstance(self.venv, RawScores):
+            self.venv = self.venv.venv
+        (logger,) = open_loggers(self.cfg, [self.run_dir], [self.cfg.seed], resume_step)
+        try:
+            AleLoop(self, logger).run(pos)
+        finally:
+            logger.close()
+            self.venv.close()
+
+
+class AleLoop(HostLoop):
+    """Rollout, learn; log every few rollouts (with health diagnostics of the last rollout
+    before its update) and write resume points at log points (PPO's `_log`, `_checkpoint`)."""
+
+    def run(self, pos: Position) -> None:
+        """Iterations pos.iteration + 1 .. the run's last."""
+        cfg, jitted = self.host.cfg, self.host.jitted
+        total, per = host_iterations(cfg)
+        steps, last_ckpt, frames = cfg.agent.num_steps, pos.iteration, self.host.frames
+        t0, sums, count = time.perf_counter(), {}, 0
+        while pos.iteration < total:
+            state, traj, pos.obs = collect(jitted.agent, jitted.act, pos.state, self.host.venv,
+                                           pos.obs, pos.tally)  # fmt: skip
+            it = pos.iteration + 1
+            pos.actions[(it - 1) * steps : it * steps] = np.asarray(traj.action)
+            log_now = it % per == 0 or it == total
+            diag = jax.device_get(jitted.health(state, traj)) if log_now and cfg.health else {}
+            pos.state, metrics = jitted.learn(state, traj)
+            pos.iteration, count = it, count + 1
+            for k, v in jax.device_get(metrics).items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if not log_now:
+                continue
+            summary = {k: v / count for k, v in sums.items()} | pos.tally.pop()
+            summary |= {k: float(v) for k, v in diag.items()}
             summary["perf/env_steps_per_second"] = count * frames / (time.perf_counter() - t0)
-            logger.log(summary, it * frames)
-            if cfg.progress:
-                print(progress_line(seed, it * frames, summary))
-            t0, sums = time.perf_counter(), {}
-    meta = {"iteration": total, "env_step": total * frames, "algo": "pqn"}
-    save_checkpoint(run_dir / CHECKPOINT_NAME, state, meta)
+            self._log(summary, it)
+            every = cfg.checkpoint_every
+            if it == total or (every and (it - last_ckpt) * frames >= every):
+                self._checkpoint(pos)
+                last_ckpt = it
+            t0, sums, count = time.perf_counter(), {}, 0

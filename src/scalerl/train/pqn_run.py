@@ -3,7 +3,7 @@
 On JAX-native ids (gymnax:, craftax:) rollout, Q(λ) targets and all epochs are one
 jitted `lax.scan` per chunk of iterations, vmapped over seeds. The loop is PPO's
 (`train.ppo_fused`: the PQN agent has PPO's acting and learning interface); ale:<Game> ids run
-the host loop of `train.pqn_host`. Every seed gets its
+the host loop of `train.pqn_host` (seeds one after the other). Every seed gets its
 own run directory with config.json ("algo": "pqn"), metrics.csv (+ TensorBoard) and
 checkpoint.msgpack, so `scalerl report` and `scalerl train --resume` work on PQN runs.
 """
@@ -88,6 +88,16 @@ def seed_run_dirs(cfg: PQNTrainConfig, seeds: list[int]) -> list[Path]:
     return algo_run.make_run_dirs(cfg, seeds, exp_name(cfg))
 
 
+def write_seed_configs(
+    cfg: PQNTrainConfig, dirs: list[Path], seeds: list[int]
+) -> list[PQNTrainConfig]:
+    """Write each seed's single-seed config.json ("algo": "pqn" marks it); returns them."""
+    ones = [dataclasses.replace(cfg, seed=s, seeds=None, num_seeds=1) for s in seeds]
+    for d, one in zip(dirs, ones, strict=True):
+        (d / CONFIG_NAME).write_text(json.dumps(config_to_dict(one), indent=2) + "\n")
+    return ones
+
+
 def exp_name(cfg: PQNTrainConfig) -> str:
     """pqn-<trunk>, or pqn-<torso> without a trunk (the experiment name of the logs and of
     `scalerl report` labels)."""
@@ -143,11 +153,9 @@ def train_pqn(cfg: PQNTrainConfig) -> list[Path]:
     validate_pqn_train(cfg)
     seeds = seed_list(cfg)
     if cfg.env.startswith(ALE_PREFIX):
-        if len(seeds) > 1:
-            raise ConfigError("PQN's ALE loop runs one seed per process; drop --seeds")
         from scalerl.train.pqn_host import train_ale
 
-        return train_ale(cfg, seeds[0])
+        return train_ale(cfg, seeds)
     if not is_jax_env(cfg.env):
         raise ConfigError(
             f"PQN runs on JAX-native ids (gymnax:<id>, craftax:<id>) and ale:<Game>, "
@@ -156,9 +164,7 @@ def train_pqn(cfg: PQNTrainConfig) -> list[Path]:
     env = make_jax_env(cfg.env)
     agent = build(cfg, env)
     dirs = seed_run_dirs(cfg, seeds)
-    for d, s in zip(dirs, seeds, strict=True):
-        one = dataclasses.replace(cfg, seed=s, seeds=None, num_seeds=1)
-        (d / CONFIG_NAME).write_text(json.dumps(config_to_dict(one), indent=2) + "\n")
+    write_seed_configs(cfg, dirs, seeds)
     states, carries = ppo_fused.init_seeds(agent, env, seeds)
     FusedRun(cfg, env, agent, dirs, seeds).run(states, carries, 0)
     return dirs
@@ -170,8 +176,10 @@ def resume_pqn(run_dirs: list[Path]) -> list[Path]:
     base = dataclasses.replace(cfgs[0], seed=0, name=None)
     if any(dataclasses.replace(c, seed=0, name=None) != base for c in cfgs):
         raise ConfigError("--resume directories must come from one job (same config)")
-    if not is_jax_env(base.env):
-        raise ConfigError("resume is available for gymnax:/craftax: PQN runs only")
+    if base.env.startswith(ALE_PREFIX):
+        from scalerl.train.pqn_host import resume_ale
+
+        return resume_ale(list(run_dirs))
     seeds = [c.seed for c in cfgs]
     env = make_jax_env(base.env)
     agent = build(base, env)
