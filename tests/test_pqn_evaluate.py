@@ -16,7 +16,6 @@ from scalerl.envs.jax_envs import make_jax_env
 from scalerl.train import pqn_evaluate, pqn_run
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.evaluate import evaluate_run
-from scalerl.train.ppo_fused import env_init
 from scalerl.train.setup import CHECKPOINT_NAME, CONFIG_NAME, config_to_dict
 
 
@@ -57,11 +56,10 @@ def _fused_run(tmp_path: Path, push_right: bool) -> Path:
     head = {"q": {"q": {"bias": bias, "kernel": jnp.zeros((8, 2))}}}
     params = {"q": {**state.net.params["q"], "head": head}}
     state = state.replace(net=state.net.replace(params=params))
-    carry = env_init(env, jax.random.PRNGKey(1), agent_cfg.num_envs)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / CONFIG_NAME).write_text(json.dumps(config_to_dict(cfg)))
-    save_checkpoint(run_dir / CHECKPOINT_NAME, jax.device_get((state, carry)), {"iteration": 1})
+    save_checkpoint(run_dir / CHECKPOINT_NAME, jax.device_get(state), {"iteration": 1})
     return run_dir
 
 

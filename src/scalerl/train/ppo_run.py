@@ -150,12 +150,18 @@ def resume_ppo(run_dirs: list[Path]) -> list[Path]:
         return resume_host(run_dirs)
     base, seeds = cfgs[0], [c.seed for c in cfgs]
     env = make_jax_env(base.env)
-    agent = build(base, env)
+    return resume_fused(FusedRun, base, env, build(base, env), run_dirs, seeds)
+
+
+def resume_fused(
+    run_cls: type[FusedRun], cfg: Any, env: JaxEnv, agent: Any, run_dirs: list[Path], seeds
+) -> list[Path]:
+    """Continue a fused job from the newest resume point all its seeds share (PPO, PQN)."""
     template = ppo_fused.init_seeds(agent, env, seeds)
     step = shared_step(run_dirs)
     if step is None:
         _restart_note(run_dirs)
-        FusedRun(base, env, agent, run_dirs, seeds).run(*template, 0, resuming=True)
+        run_cls(cfg, env, agent, run_dirs, seeds).run(*template, 0, resuming=True)
         return run_dirs
     trees, iteration = [], 0
     for i, d in enumerate(run_dirs):
@@ -164,7 +170,7 @@ def resume_ppo(run_dirs: list[Path]) -> list[Path]:
         trees.append((tree["state"], tree["carry"]))
         iteration = meta["iteration"]
     states, carries = jax.tree_util.tree_map(lambda *xs: jax.device_put(np.stack(xs)), *trees)
-    FusedRun(base, env, agent, run_dirs, seeds).run(states, carries, iteration, resuming=True)
+    run_cls(cfg, env, agent, run_dirs, seeds).run(states, carries, iteration, resuming=True)
     return run_dirs
 
 
@@ -190,18 +196,29 @@ class FusedRun:
     dirs: list[Path]
     seeds: list[int]
 
+    def total_iterations(self) -> int:
+        """Iterations of the whole run."""
+        return num_iterations(self.cfg)
+
+    def iterations_per_log(self) -> int:
+        """Iterations per jitted chunk (one log point each)."""
+        return iterations_per_log(self.cfg)
+
+    def open_loggers(self, resume_step: int | None) -> list[Logger]:
+        """One logger per seed."""
+        return open_loggers(self.cfg, self.dirs, self.seeds, resume_step)
+
     def run(self, states: Any, carries: Any, start: int, resuming: bool = False) -> None:
-        """Iterations start..num_iterations; log and checkpoint between chunks. `resuming`:
-        the run directories exist (metrics logged after iteration `start` are dropped)."""
-        cfg, total = self.cfg, num_iterations(self.cfg)
+        """Iterations start..total; log and checkpoint between chunks. `resuming`: the run
+        directories exist (metrics logged after iteration `start` are dropped)."""
+        cfg, total = self.cfg, self.total_iterations()
         batch = cfg.agent.batch_size
-        resume_step = start * batch if resuming else None
-        loggers = open_loggers(cfg, self.dirs, self.seeds, resume_step)
+        loggers = self.open_loggers(start * batch if resuming else None)
         chunks: dict[int, Any] = {}
         done, last_ckpt = start, start
         try:
             while done < total:
-                n = min(iterations_per_log(cfg), total - done)
+                n = min(self.iterations_per_log(), total - done)
                 if n not in chunks:
                     chunks[n] = ppo_fused.make_chunk_many(self.agent, self.env, n, cfg.health)
                 t0 = time.perf_counter()
@@ -234,7 +251,7 @@ class FusedRun:
             pair = (states, carries)
             state, carry = jax.tree_util.tree_map(lambda x, i=i: np.asarray(x[i]), pair)
             meta = {"iteration": iteration, "env_step": iteration * self.cfg.agent.batch_size}
-            save_point(d, state, {"state": state, "carry": carry}, meta)
+            save_point(d, state, {"state": state, "carry": carry}, meta | {"algo": self.cfg.algo})
 
 
 def progress_line(seed: int, env_step: int, summary: dict[str, float]) -> str:

@@ -73,20 +73,15 @@ def evaluate_pqn_run(run_dir: Path, episodes: int = 10, seed: int | None = None)
     if cfg.env.startswith(ALE_PREFIX):
         return _ale_episodes(cfg, Path(run_dir), episodes, seed)
     agent, env, play = jax_evaluator(dataclasses.replace(cfg, seed=0, name=None), episodes)
-    state = _load_fused_state(Path(run_dir), agent, env)
+    state = load_state(Path(run_dir), agent)
     returns, lengths = jax.device_get(play(state, jax.random.PRNGKey(seed)))
     return EvalResult(np.asarray(returns, np.float64), np.asarray(lengths), None)
 
 
-def _load_fused_state(run_dir: Path, agent: PQN, env: JaxEnv) -> PQNState:
-    """The agent state of a fused run's checkpoint (which holds (state, environment carry))."""
-    from scalerl.train.ppo_fused import env_init
-
-    def shapes(key: jax.Array) -> tuple:
-        return agent._init(key), env_init(env, key, agent.cfg.num_envs)
-
-    template = jax.eval_shape(shapes, jax.random.PRNGKey(0))
-    (state, _), _ = load_checkpoint(run_dir / CHECKPOINT_NAME, template)
+def load_state(run_dir: Path, agent: PQN) -> PQNState:
+    """The agent state of a run's checkpoint.msgpack (fused and ALE runs alike)."""
+    template = jax.eval_shape(agent._init, jax.random.PRNGKey(0))
+    state, _ = load_checkpoint(run_dir / CHECKPOINT_NAME, template)
     return state
 
 
@@ -109,8 +104,7 @@ def _ale_episodes(cfg: PQNTrainConfig, run_dir: Path, episodes: int, seed: int) 
 
     env = make_ale_env(cfg.env, seed, EVAL_OPTIONS)
     agent = ale_agent(cfg, env).agent
-    template = jax.eval_shape(agent._init, jax.random.PRNGKey(0))
-    state, _ = load_checkpoint(run_dir / CHECKPOINT_NAME, template)
+    state = load_state(run_dir, agent)
     greedy = jax.jit(agent.act_deterministic)
     rng = np.random.default_rng(seed)
 

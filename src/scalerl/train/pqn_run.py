@@ -13,12 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import time
 from pathlib import Path
-from typing import Any
 
-import jax
-import numpy as np
 import tyro
 
 from scalerl.agents.pqn import PQN, make_pqn
@@ -36,11 +32,10 @@ from scalerl.config_pqn import (
 from scalerl.envs.ale import ALE_PREFIX
 from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
 from scalerl.errors import ConfigError
-from scalerl.train import algo_run, ppo_fused
-from scalerl.train.checkpoint import load_checkpoint, save_checkpoint
+from scalerl.train import algo_run, ppo_fused, ppo_run
 from scalerl.train.logging import Logger
-from scalerl.train.ppo_run import progress_line
-from scalerl.train.setup import CHECKPOINT_NAME, CONFIG_NAME, config_to_dict
+from scalerl.train.resume import clean_partial_writes
+from scalerl.train.setup import CONFIG_NAME, config_to_dict
 
 ALGO = "pqn"
 DESCRIPTION = (
@@ -180,21 +175,11 @@ def resume_pqn(run_dirs: list[Path]) -> list[Path]:
         from scalerl.train.pqn_host import resume_ale
 
         return resume_ale(list(run_dirs))
+    for d in run_dirs:
+        clean_partial_writes(d)
     seeds = [c.seed for c in cfgs]
     env = make_jax_env(base.env)
-    agent = build(base, env)
-    template = ppo_fused.init_seeds(agent, env, seeds)
-    trees, iteration = [], None
-    for i, d in enumerate(run_dirs):
-        one = jax.tree_util.tree_map(lambda x, i=i: x[i], template)
-        tree, meta = load_checkpoint(d / CHECKPOINT_NAME, one)
-        trees.append(tree)
-        if iteration not in (None, meta["iteration"]):
-            raise ConfigError("--resume directories were checkpointed at different iterations")
-        iteration = meta["iteration"]
-    states, carries = jax.tree_util.tree_map(lambda *xs: jax.device_put(np.stack(xs)), *trees)
-    FusedRun(base, env, agent, list(run_dirs), seeds).run(states, carries, iteration)
-    return list(run_dirs)
+    return ppo_run.resume_fused(FusedRun, base, env, build(base, env), list(run_dirs), seeds)
 
 
 def open_loggers(
@@ -204,55 +189,18 @@ def open_loggers(
     return algo_run.open_loggers(cfg, exp_name(cfg), dirs, seeds, resume_step)
 
 
-@dataclasses.dataclass
-class FusedRun:
-    """Drives the fused loop in chunks of `iterations_per_log` iterations (all seeds at once)."""
+class FusedRun(ppo_run.FusedRun):
+    """PPO's fused driver (`scalerl.train.ppo_run.FusedRun`) with PQN's iteration counts and
+    loggers: chunks of `iterations_per_log` iterations, all seeds at once, resume points."""
 
-    cfg: PQNTrainConfig
-    env: JaxEnv
-    agent: PQN
-    dirs: list[Path]
-    seeds: list[int]
+    def total_iterations(self) -> int:
+        return num_iterations(self.cfg)
 
-    def run(self, states: Any, carries: Any, start: int) -> None:
-        """Iterations start..num_iterations; log and checkpoint between chunks."""
-        cfg, total, batch = self.cfg, num_iterations(self.cfg), self.cfg.agent.batch_size
-        loggers = open_loggers(cfg, self.dirs, self.seeds, start * batch if start else None)
-        chunks: dict[int, Any] = {}
-        done, last_ckpt = start, start
-        try:
-            while done < total:
-                n = min(iterations_per_log(cfg), total - done)
-                if n not in chunks:
-                    chunks[n] = ppo_fused.make_chunk_many(self.agent, self.env, n, cfg.health)
-                t0 = time.perf_counter()
-                states, carries, out = chunks[n](states, carries)
-                metrics, health = jax.device_get(out)
-                done += n
-                rate = n * batch * len(self.seeds) / (time.perf_counter() - t0)
-                self._log(loggers, metrics, health, done * batch, rate)
-                every = cfg.checkpoint_every
-                if done == total or (every and (done - last_ckpt) * batch >= every):
-                    self._checkpoint(states, carries, done)
-                    last_ckpt = done
-        finally:
-            for logger in loggers:
-                logger.close()
+    def iterations_per_log(self) -> int:
+        return iterations_per_log(self.cfg)
 
-    def _log(self, loggers: list[Logger], metrics: Any, health: Any, env_step: int, rate: float):
-        for i, logger in enumerate(loggers):
-            summary = ppo_fused.summarize(jax.tree_util.tree_map(lambda x, i=i: x[i], metrics))
-            summary |= {k: float(v[i]) for k, v in health.items()}
-            summary["perf/env_steps_per_second"] = rate
-            logger.log(summary, env_step)
-            if self.cfg.progress:
-                print(progress_line(self.seeds[i], env_step, summary))
-
-    def _checkpoint(self, states: Any, carries: Any, iteration: int) -> None:
-        for i, d in enumerate(self.dirs):
-            tree = jax.tree_util.tree_map(lambda x, i=i: np.asarray(x[i]), (states, carries))
-            meta = {"iteration": iteration, "env_step": iteration * self.cfg.agent.batch_size}
-            save_checkpoint(d / CHECKPOINT_NAME, tree, meta | {"algo": ALGO})
+    def open_loggers(self, resume_step: int | None) -> list[Logger]:
+        return open_loggers(self.cfg, self.dirs, self.seeds, resume_step)
 
 
 def strip_algo(args: list[str]) -> list[str]:
