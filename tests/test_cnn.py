@@ -128,10 +128,10 @@ def test_vmap_over_seeds_traces() -> None:
 @pytest.mark.parametrize(
     ("kernel", "stride", "padding"),
     [
-        (3, 1, "SAME"),
+        (3, 1, "SAME"),  # IMPALA's convs
         (3, 2, "VALID"),
-        (4, 2, "SAME"),
-        (8, 4, "VALID"),
+        (4, 2, "SAME"),  # asymmetric padding (1, 2) rows on a 13 x 11 input
+        (8, 4, "VALID"),  # Nature's first conv
     ],
 )
 def test_patch_conv_matches_nn_conv_outputs_and_gradients(
@@ -196,8 +196,8 @@ def test_resolve_conv_impl() -> None:
 @pytest.mark.parametrize(
     ("kind", "frame", "layer_norm"),
     [
-        ("nature", (36, 36, 2), False),
-        pytest.param("impala", (8, 8, 1), False, marks=pytest.mark.slow),  # 15 convs: ~15 s
+        pytest.param("nature", (36, 36, 2), False, marks=pytest.mark.slow),
+        pytest.param("impala", (8, 8, 1), False, marks=pytest.mark.slow),
         ("minatar", (10, 10, 4), True),
     ],
 )
@@ -215,3 +215,16 @@ def test_torso_impls_share_params_and_outputs(kind: str, frame: tuple, layer_nor
     )
     np.testing.assert_allclose(out_patches, out_xla, atol=1e-5, rtol=1e-5)
     assert float(jnp.std(out_xla)) > 0.0
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="auto means patches only on CPU")
+def test_auto_traces_no_xla_conv_on_cpu() -> None:
+    frames = jnp.zeros((2, 10, 10, 4), jnp.uint8)
+
+    def traced(impl: str) -> str:
+        net = ConvNetwork(TorsoConfig("minatar", dense_features=4, conv_impl=impl))
+        params = jax.eval_shape(net.init, jax.random.key(0), frames)
+        return str(jax.make_jaxpr(jax.grad(lambda p: net.apply(p, frames).sum()))(params))
+
+    assert "conv_general_dilated" not in traced("auto")
+    assert "conv_general_dilated" in traced("xla")
