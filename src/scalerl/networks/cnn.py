@@ -20,21 +20,36 @@ Post-activation features are sown into ``intermediates`` as ``features_<layer>``
 residual block j of stage i, and ``features_dense``), shaped (N, H, W, C) for convolutions:
 channels are units, batch and spatial positions are samples (`scalerl.metrics.activity`,
 `scalerl.plasticity.redo.conv_links`).
+
+Convolution code (``conv_impl``): on the CPU backend XLA runs a convolution's gradient inside
+``lax.scan`` many times slower than outside one, and the fused PQN/DQN loops update inside a
+scan. `PatchConv` computes the same convolution as static-slice image patches times one matrix,
+with `nn.Conv`'s parameter names, shapes and initialisers, so every path above is unchanged.
+``auto`` (the default) picks patches on CPU and XLA's convolution on GPU/TPU. Measured with
+``benchmarks/conv_scan.py`` (scan of 8 SGD steps, batch 32, busy 2-core CPU, so only the ratios
+are indicative): xla / patches = 3.6 (minatar, 25.5 vs 7.1 ms), 8.0 (nature, 5.7 vs 0.72 s),
+8.2 (impala, 90.5 vs 11.1 s); patches win for every kind, so `AUTO_PATCHES_ON_CPU` is all True.
+`jax.lax.conv_general_dilated_patches` was slower than slices in the scan (MinAtar 17 vs 2.2 ms,
+Nature 740 vs 481 ms for the bare conv stack), so slices are used.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax.linen.dtypes import promote_dtype
 
 from scalerl.networks.encoders import make_encoder
 
 TorsoKind = Literal["nature", "impala", "minatar"]
+ConvImpl = Literal["auto", "xla", "patches"]
+CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "patches")
 TORSO_KINDS: tuple[str, ...] = ("nature", "impala", "minatar")
 TRUNK_KINDS: tuple[str, ...] = ("none", "mlp", "simba", "simbav2", "msr")
 PIXEL_SCALE = 1.0 / 255.0
@@ -57,6 +72,8 @@ class TorsoConfig:
     """Layers (mlp) or residual blocks (simba, simbav2, msr) of the dense trunk."""
     dense_features: int | None = None
     """Width of the torso's dense layer; None = paper's (nature 512, impala 256, minatar 128)."""
+    conv_impl: ConvImpl = "auto"
+    """Conv code: xla (lax conv), patches (`PatchConv`), auto (patches on CPU, else xla)."""
 
 
 DENSE_FEATURES = {"nature": 512, "impala": 256, "minatar": 128}
@@ -70,6 +87,88 @@ def scale_frames(x: jax.Array) -> jax.Array:
     return x.astype(jnp.float32)
 
 
+AUTO_PATCHES_ON_CPU: dict[str, bool] = {"nature": True, "impala": True, "minatar": True}
+"""Per torso kind, whether ``conv_impl="auto"`` picks patches on CPU (measured, module doc)."""
+
+
+def resolve_conv_impl(impl: str, kind: str, backend: str | None = None) -> str:
+    """``xla`` or ``patches`` for `impl` on `backend` (default: `jax.default_backend()`).
+
+    ``auto`` means patches on the CPU backend when `AUTO_PATCHES_ON_CPU` says so for `kind`,
+    and XLA's convolution elsewhere (GPU and TPU convolutions are fast inside ``lax.scan``).
+    """
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"unknown conv_impl {impl!r}; use one of {CONV_IMPLS}")
+    if impl != "auto":
+        return impl
+    backend = jax.default_backend() if backend is None else backend
+    return "patches" if backend == "cpu" and AUTO_PATCHES_ON_CPU.get(kind, False) else "xla"
+
+
+def conv_pads(
+    spatial: Sequence[int], kernel: Sequence[int], strides: Sequence[int], padding: str
+) -> list[tuple[int, int]]:
+    """(low, high) zero padding per spatial axis, as `jax.lax.conv_general_dilated` pads."""
+    if padding not in ("VALID", "SAME"):
+        raise ValueError(f"PatchConv supports padding VALID or SAME, got {padding!r}")
+    return [tuple(p) for p in jax.lax.padtype_to_pads(spatial, kernel, strides, padding)]
+
+
+def extract_patches(
+    x: jax.Array, kernel: Sequence[int], strides: Sequence[int], padding: str
+) -> jax.Array:
+    """(..., H, W, C) -> (..., H', W', kh*kw*C) patches, ordered (row, column, channel).
+
+    Built from kh*kw static strided slices and one concatenation, so the gradient is pads
+    and adds; the order matches a (kh, kw, C, F) kernel reshaped to (kh*kw*C, F).
+    """
+    (kh, kw), (sh, sw) = kernel, strides
+    pads = conv_pads(x.shape[-3:-1], kernel, strides, padding)
+    if any(lo or hi for lo, hi in pads):
+        x = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + pads + [(0, 0)])
+    h, w = x.shape[-3:-1]
+    rows, cols = (h - kh) // sh + 1, (w - kw) // sw + 1
+    taps = [
+        x[..., i : i + sh * (rows - 1) + 1 : sh, j : j + sw * (cols - 1) + 1 : sw, :]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    return jnp.concatenate(taps, axis=-1)
+
+
+class PatchConv(nn.Module):
+    """2-D convolution as image patches (static slices) times one matrix: a drop-in `nn.Conv`.
+
+    Same parameters as ``nn.Conv`` (``kernel`` (kh, kw, C, F) and optional ``bias`` (F,)),
+    same initialisers, dtype promotion and VALID/SAME padding, and the same outputs to float
+    tolerance. On CPU, XLA runs a convolution's gradient inside ``lax.scan`` many times slower
+    than outside; slices and a matmul avoid that (numbers in the module docstring).
+    """
+
+    features: int
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int] = (1, 1)
+    padding: str = "VALID"
+    use_bias: bool = True
+    dtype: jnp.dtype | None = None
+    param_dtype: jnp.dtype = jnp.float32
+    precision: jax.lax.PrecisionLike = None
+    kernel_init: nn.initializers.Initializer = nn.linear.default_kernel_init
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (*self.kernel_size, x.shape[-1], self.features)
+        kernel = self.param("kernel", self.kernel_init, shape, self.param_dtype)
+        bias = None
+        if self.use_bias:
+            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+        x, kernel, bias = promote_dtype(x, kernel, bias, dtype=self.dtype)
+        patches = extract_patches(x, self.kernel_size, self.strides, self.padding)
+        y = jnp.dot(patches, kernel.reshape(-1, self.features), precision=self.precision)
+        return y if bias is None else y + bias
+
+
 class ConvTorso(nn.Module):
     """One of the three torsos, flat: convs are direct children (module docstring).
 
@@ -81,6 +180,7 @@ class ConvTorso(nn.Module):
     layer_norm: bool = False
     dense_features: int | None = 512
     dtype: jnp.dtype | None = None
+    conv_impl: ConvImpl = "auto"
 
     def _layer(
         self,
@@ -94,7 +194,8 @@ class ConvTorso(nn.Module):
         """Conv (+ LayerNorm when `layer_norm`), no nonlinearity."""
         init = nn.initializers.orthogonal(math.sqrt(2.0))
         conv_name = f"{name}_pn" if self.layer_norm else name
-        x = nn.Conv(
+        conv = PatchConv if resolve_conv_impl(self.conv_impl, self.kind) == "patches" else nn.Conv
+        x = conv(
             features,
             (kernel, kernel),
             (stride, stride),
@@ -163,7 +264,9 @@ def make_torso(cfg: TorsoConfig, dtype: jnp.dtype | None = None) -> ConvTorso:
         raise ValueError(f"unknown torso {cfg.kind!r}; use one of {TORSO_KINDS}")
     dense = cfg.dense_features or DENSE_FEATURES[cfg.kind]
     dense = dense if cfg.trunk == "none" else None
-    return ConvTorso(cfg.kind, cfg.layer_norm, dense, dtype=dtype, name="torso")
+    return ConvTorso(
+        cfg.kind, cfg.layer_norm, dense, dtype=dtype, conv_impl=cfg.conv_impl, name="torso"
+    )
 
 
 def conv_body(cfg: TorsoConfig, x: jax.Array, dtype: jnp.dtype | None = None) -> jax.Array:
