@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+# One persistent compilation cache for the whole test session (every xdist worker, fast and slow
+# tiers, subprocesses): tests build the same programs many times, and a cache hit skips the
+# compile. JAX stores every program (no minimum compile time), keyed by its HLO, jax version and
+# flags, so a hit is the program a compile would give. Set before jax is imported.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), "scalerl-tests-jax-cache")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 from scalerl.agents.sac import SAC, make_sac  # noqa: E402
 from scalerl.config import AgentConfig, TrainConfig, agent_preset, replace  # noqa: E402

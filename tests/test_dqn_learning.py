@@ -19,6 +19,7 @@ FAST = [
 def test_dqn_reaches_150_on_cartpole(tmp_path):
     (run_dir,) = dqn_run.main([*FAST, "--run-root", str(tmp_path), "--name", "cp"])
     rows = read_metrics_csv(run_dir / "metrics.csv")
+    train = [r["value"] for r in rows if r["metric"] == "train/episode_return"]
+    assert train[0] < 40, train  # the first log point: mostly random play
     returns = {r["env_step"]: r["value"] for r in rows if r["metric"] == "eval/return"}
-    assert returns[1000] < 40  # warm-up: random play
-    assert returns[21000] >= 150, returns
+    assert returns[max(returns)] >= 150, returns  # greedy (ε 0.05) episodes at the end
