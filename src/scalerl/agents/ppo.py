@@ -29,11 +29,12 @@ from scalerl.agents.ppo_net import (
     make_networks,
 )
 from scalerl.agents.ppo_plasticity import (
-    hare_tortoise_step,
     init_extras,
     make_optimizer,
     maybe_reset,
+    minibatch_step,
     penalty,
+    shuffled_epoch,
 )
 from scalerl.agents.state import NetState, apply_gradients
 from scalerl.config_ppo import PPOConfig
@@ -279,27 +280,10 @@ class PPO:
 
     def grad_step(self, state: PPOState, mb: Batch) -> tuple[PPOState, Metrics]:
         """One optimizer step on a minibatch, then projection and Hare & Tortoise."""
-        grads, info = jax.grad(self.loss, has_aux=True)(state.net.params, state, mb)
-        net = apply_gradients(self.tx, state.net, grads, self._project)
-        info["train/grad_norm"] = optax.global_norm(grads)
-        extras = state.extras
-        if self.cfg.plasticity.hare_tortoise:
-            params, extras = hare_tortoise_step(
-                self.cfg.plasticity, net.params, extras, state.updates
-            )
-            net = net.replace(params=params)
-        return state.replace(net=net, updates=state.updates + 1, extras=extras), info
+        return minibatch_step(self, state, mb)
 
     def _epoch(self, state: PPOState, batch: Batch) -> tuple[PPOState, Metrics]:
-        rng, key = jax.random.split(state.rng)
-        perm = jax.random.permutation(key, batch.advantage.shape[0])
-        m = self.cfg.num_minibatches
-
-        def split(x: jax.Array) -> jax.Array:
-            return x[perm].reshape((m, -1, *x.shape[1:]))
-
-        minibatches = jax.tree_util.tree_map(split, batch)
-        return jax.lax.scan(self.grad_step, state.replace(rng=rng), minibatches)
+        return shuffled_epoch(self, state, batch)
 
     def learn(self, state: PPOState, traj: Trajectory) -> tuple[PPOState, Metrics]:
         """The PPO update of one rollout (T, N): see the module docstring. Pure."""

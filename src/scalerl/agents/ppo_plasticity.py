@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from scalerl.agents import interventions
-from scalerl.agents.state import NetState
+from scalerl.agents.state import NetState, apply_gradients
 from scalerl.config import PlasticityConfig
 from scalerl.plasticity import hare_tortoise, nap, regularizers, resets
 from scalerl.plasticity.kron import kron
@@ -107,3 +107,33 @@ def maybe_reset(pc: PlasticityConfig, state: Any, before: jax.Array, names: tupl
     new = reset_net(pc, state.net, state.extras["fresh"], names)
     net = jax.tree_util.tree_map(lambda n, o: jnp.where(due, n, o), new, state.net)
     return state.replace(net=net)
+
+
+# ----------------------------------------------------------------------------- minibatch epochs
+
+
+def minibatch_step(agent: Any, state: Any, mb: Any) -> tuple[Any, dict[str, jax.Array]]:
+    """One optimizer step of `agent.loss` on a minibatch, then the projection (NaP) and the
+    Hare & Tortoise step; `updates` counts it (PPO and PQN share this)."""
+    grads, info = jax.grad(agent.loss, has_aux=True)(state.net.params, state, mb)
+    net = apply_gradients(agent.tx, state.net, grads, agent._project)
+    info["train/grad_norm"] = optax.global_norm(grads)
+    extras = state.extras
+    if agent.cfg.plasticity.hare_tortoise:
+        params, extras = hare_tortoise_step(agent.cfg.plasticity, net.params, extras, state.updates)
+        net = net.replace(params=params)
+    return state.replace(net=net, updates=state.updates + 1, extras=extras), info
+
+
+def shuffled_epoch(agent: Any, state: Any, batch: Any) -> tuple[Any, dict[str, jax.Array]]:
+    """One pass over `batch` in `agent.cfg.num_minibatches` shuffled minibatches (a
+    `lax.scan` of `agent.grad_step`); the permutation key comes from `state.rng`."""
+    rng, key = jax.random.split(state.rng)
+    perm = jax.random.permutation(key, jax.tree_util.tree_leaves(batch)[0].shape[0])
+    m = agent.cfg.num_minibatches
+
+    def split(x: jax.Array) -> jax.Array:
+        return x[perm].reshape((m, -1, *x.shape[1:]))
+
+    minibatches = jax.tree_util.tree_map(split, batch)
+    return jax.lax.scan(agent.grad_step, state.replace(rng=rng), minibatches)

@@ -30,11 +30,12 @@ from scalerl.agents import pqn_losses
 from scalerl.agents.epsilon import epsilon_greedy, linear_epsilon
 from scalerl.agents.ppo import Trajectory
 from scalerl.agents.ppo_plasticity import (
-    hare_tortoise_step,
     init_extras,
     make_optimizer,
     maybe_reset,
+    minibatch_step,
     penalty,
+    shuffled_epoch,
 )
 from scalerl.agents.qnet import QNetSpec, QNetwork
 from scalerl.agents.state import NetState, apply_gradients
@@ -211,26 +212,10 @@ class PQN:
 
     def grad_step(self, state: PQNState, mb: Batch) -> tuple[PQNState, Metrics]:
         """One optimizer step on a minibatch, then projection and Hare & Tortoise."""
-        grads, info = jax.grad(self.loss, has_aux=True)(state.net.params, state, mb)
-        net = apply_gradients(self.tx, state.net, grads, self._project)
-        info["train/grad_norm"] = optax.global_norm(grads)
-        extras = state.extras
-        if self.cfg.plasticity.hare_tortoise:
-            params, extras = hare_tortoise_step(
-                self.cfg.plasticity, net.params, extras, state.updates
-            )
-            net = net.replace(params=params)
-        return state.replace(net=net, updates=state.updates + 1, extras=extras), info
+        return minibatch_step(self, state, mb)
 
     def _epoch(self, state: PQNState, batch: Batch) -> tuple[PQNState, Metrics]:
-        rng, key = jax.random.split(state.rng)
-        perm = jax.random.permutation(key, batch.target.shape[0])
-        m = self.cfg.num_minibatches
-
-        def split(x: jax.Array) -> jax.Array:
-            return x[perm].reshape((m, -1, *x.shape[1:]))
-
-        return jax.lax.scan(self.grad_step, state.replace(rng=rng), jax.tree.map(split, batch))
+        return shuffled_epoch(self, state, batch)
 
     def learn(self, state: PQNState, traj: Trajectory) -> tuple[PQNState, Metrics]:
         """The PQN update of one rollout (T, N): see the module docstring. Pure."""
