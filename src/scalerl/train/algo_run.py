@@ -8,6 +8,7 @@ config with its ``"plasticity"`` options, as the off-policy runs do.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -73,6 +74,18 @@ def read_config(run_dir: Path, algo: str, train_cls: type, agent_cls: type) -> A
         return train_cls(**data, agent=agent_cls(**agent, plasticity=plasticity))
     except (TypeError, KeyError) as err:
         raise ConfigError(f"config file does not match this scalerl version ({err})") from None
+
+
+def job_base_config(cfgs: list[Any]) -> Any:
+    """The config the seeds of one job share (seed 0, no name).
+
+    Raises:
+        ConfigError: the configs differ in more than seed and name.
+    """
+    base = dataclasses.replace(cfgs[0], seed=0, name=None)
+    if any(dataclasses.replace(c, seed=0, name=None) != base for c in cfgs):
+        raise ConfigError("--resume directories must come from one job (same config)")
+    return base
 
 
 def is_algo_run(run_dir: Path, algo: str) -> bool:

@@ -135,9 +135,7 @@ def train_dqn(cfg: DQNTrainConfig) -> list[Path]:
 def resume_dqn(dirs: list[Path]) -> list[Path]:
     """Continue DQN runs (the seed directories of one job) from their checkpoints."""
     cfgs = [read_dqn_config(d) for d in dirs]
-    base = dataclasses.replace(cfgs[0], seed=0, name=None)
-    if any(dataclasses.replace(c, seed=0, name=None) != base for c in cfgs):
-        raise ConfigError("--resume directories must come from one job (same config)")
+    base = algo_run.job_base_config(cfgs)
     if not is_jax_env(base.env):
         from scalerl.train.dqn_host import resume_host
 

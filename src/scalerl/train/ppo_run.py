@@ -138,9 +138,7 @@ def resume_ppo(run_dirs: list[Path]) -> list[Path]:
     """
     run_dirs = [Path(d) for d in run_dirs]
     cfgs = [read_ppo_config(d) for d in run_dirs]
-    same = [dataclasses.replace(c, seed=0, name=None) for c in cfgs]
-    if any(c != same[0] for c in same):
-        raise ConfigError("--resume directories must come from one job (same config)")
+    algo_run.job_base_config(cfgs)
     for d in run_dirs:
         clean_partial_writes(d)
     enable_compilation_cache()

@@ -168,9 +168,7 @@ def train_pqn(cfg: PQNTrainConfig) -> list[Path]:
 def resume_pqn(run_dirs: list[Path]) -> list[Path]:
     """Continue PQN runs (the seed directories of one job) from their checkpoints, exactly."""
     cfgs = [read_pqn_config(d) for d in run_dirs]
-    base = dataclasses.replace(cfgs[0], seed=0, name=None)
-    if any(dataclasses.replace(c, seed=0, name=None) != base for c in cfgs):
-        raise ConfigError("--resume directories must come from one job (same config)")
+    base = algo_run.job_base_config(cfgs)
     if base.env.startswith(ALE_PREFIX):
         from scalerl.train.pqn_host import resume_ale
 
