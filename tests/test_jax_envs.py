@@ -67,3 +67,36 @@ def test_gymnax_ids_listed_and_registered():
     ids = {s.env_id for s in list_envs("gymnax")}
     assert "gymnax:Breakout-MinAtar" in ids and len(ids) == len(GYMNAX_IDS)
     assert [s.env_id for s in list_envs("craftax")] == ["craftax:Craftax-Classic-Symbolic-v1"]
+
+
+def _pushed_right(env, n: int, steps: int):
+    """States of `n` CartPoles after `steps` right pushes, started from different keys."""
+    state, _ = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(3), n))
+    for t in range(steps):
+        keys = jax.random.split(jax.random.PRNGKey(t), n)
+        state, _ = jax.vmap(env.step)(keys, state, jnp.ones(n, jnp.int32))
+    return state
+
+
+def test_optimistic_resets_share_few_new_episodes():
+    """reset_ratio 3 on 6 envs: 2 new episodes per step; the j-th env to finish takes new
+    episode j mod 2 (reset with its key's second half); running envs step as with `step`."""
+    exact = make_jax_env("gymnax:CartPole-v1")
+    env = dataclasses.replace(exact, reset_ratio=3)
+    state = _pushed_right(exact, 6, 9)
+    actions = jnp.ones(6, jnp.int32)
+    keys = jax.random.split(jax.random.PRNGKey(9), 6)
+    _, ref = jax.jit(exact.step_batch)(keys, state, actions)
+    _, out = jax.jit(env.step_batch)(keys, state, actions)
+    end = np.asarray(ref.terminated | ref.truncated)
+    assert 3 <= end.sum() < 6, "the test needs several but not all envs to finish"
+    np.testing.assert_array_equal(out.final_obs, ref.final_obs)
+    np.testing.assert_array_equal(out.obs[~end], ref.obs[~end])
+    fresh = [jax.jit(exact.reset)(jax.random.split(keys[i])[1])[1] for i in range(2)]
+    for j, i in enumerate(np.flatnonzero(end)):
+        np.testing.assert_array_equal(out.obs[i], fresh[j % 2])
+
+
+def test_craftax_generates_one_world_per_16_envs():
+    pytest.importorskip("craftax")
+    assert make_jax_env("craftax:Craftax-Classic-Symbolic-v1").reset_ratio == 16

@@ -9,6 +9,7 @@ vectors; continuous actions are taken in [-1, 1] and rescaled to the space's bou
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ GYMNAX_PREFIX = "gymnax:"
 CRAFTAX_PREFIX = "craftax:"
 CRAFTAX_IDS = ("Craftax-Classic-Symbolic-v1",)
 """Craftax ids served (the full Craftax env takes very long to compile on CPU)."""
+CRAFTAX_RESET_RATIO = 16
+"""Craftax environments per generated new world in a batched step (the Craftax baselines' 16)."""
 INSTALL = {
     "gymnax": 'pip install "scalerl[gymnax]" (gymnax 1.0.1 and six)',
     "craftax": 'pip install "scalerl[craftax]" (craftax 1.6.1)',
@@ -75,6 +78,7 @@ class JaxEnv:
         num_actions: number of discrete actions, or the action dimension.
         low, high: bounds of continuous actions (None for discrete).
         info_keys: per-episode info reported at episode ends (Craftax achievements).
+        reset_ratio: environments per generated new episode in `step_batch` (1: one each).
     """
 
     env_id: str
@@ -86,6 +90,7 @@ class JaxEnv:
     low: Any = None
     high: Any = None
     info_keys: tuple[str, ...] = ()
+    reset_ratio: int = 1
 
     def reset(self, key: jax.Array) -> tuple[Any, jax.Array]:
         """(environment state, flat observation) of a new episode."""
@@ -96,20 +101,40 @@ class JaxEnv:
         """One step; a finished episode is replaced by a new one (its last observation is
         `final_obs`)."""
         key_step, key_reset = jax.random.split(key)
+        stepped = self._advance(key_step, state, action)
+        return _replace_finished(stepped, self.reset(key_reset))
+
+    def step_batch(self, keys: jax.Array, states: Any, actions: jax.Array) -> tuple[Any, StepOut]:
+        """`step` of N environments at once (leading axis N of every argument).
+
+        With `reset_ratio` 1 this is `vmap(step)`: every environment draws its own new episode.
+        With `reset_ratio` r > 1 only ceil(N / r) new episodes are generated per step and the
+        j-th environment that finished takes new episode j mod ceil(N / r) (the optimistic
+        resets of the Craftax baselines, Matthews et al. 2024): generating a Craftax world costs
+        far more than a step, and under `vmap` a reset is computed whether or not it is used.
+        Starts repeat only when more than ceil(N / r) episodes end in the same step.
+        """
+        if self.reset_ratio == 1:
+            return jax.vmap(self.step)(keys, states, actions)
+        split = jax.vmap(jax.random.split)(keys)
+        stepped = jax.vmap(self._advance)(split[:, 0], states, actions)
+        count = -(-keys.shape[0] // self.reset_ratio)
+        fresh = jax.vmap(self.reset)(split[:count, 1])
+        end = jnp.logical_or(stepped[1].terminated, stepped[1].truncated)
+        pick = (jnp.cumsum(end) - 1) % count
+        fresh = jax.tree_util.tree_map(lambda x: x[pick], fresh)
+        return jax.vmap(_replace_finished)(stepped, fresh)
+
+    def _advance(self, key: jax.Array, state: Any, action: jax.Array) -> tuple[Any, StepOut]:
+        """One step without the reset: (stepped state, StepOut with obs = final_obs)."""
         obs_st, state_st, reward, done, info = self.env.step_env(
-            key_step, state, self._env_action(action), self.params
+            key, state, self._env_action(action), self.params
         )
         terminated, truncated = self._split_done(state_st, jnp.asarray(done))
-        end = jnp.logical_or(terminated, truncated)
-        obs_re, state_re = self.env.reset_env(key_reset, self.params)
-        new_state = jax.tree_util.tree_map(
-            lambda r, s: jax.lax.select(end, r, s), state_re, state_st
-        )
         final = _flat(obs_st)
-        obs = jnp.where(end, _flat(obs_re), final)
         kept = {k: jnp.asarray(info[k], jnp.float32) for k in self.info_keys}
-        out = StepOut(obs, jnp.asarray(reward, jnp.float32), terminated, truncated, final, kept)
-        return new_state, out
+        reward = jnp.asarray(reward, jnp.float32)
+        return state_st, StepOut(final, reward, terminated, truncated, final, kept)
 
     def _env_action(self, action: jax.Array) -> jax.Array:
         if self.discrete:
@@ -126,6 +151,15 @@ class JaxEnv:
             return terminated, jnp.logical_and(done, jnp.logical_not(terminated))
         truncated = self.env.is_truncated(state, self.params)
         return done, jnp.logical_and(truncated, jnp.logical_not(done))
+
+
+def _replace_finished(stepped: tuple[Any, StepOut], fresh: tuple[Any, jax.Array]):
+    """Swap a finished episode's state and observation for the new episode's."""
+    state_st, out = stepped
+    state_re, obs_re = fresh
+    end = jnp.logical_or(out.terminated, out.truncated)
+    new_state = jax.tree_util.tree_map(lambda r, s: jax.lax.select(end, r, s), state_re, state_st)
+    return new_state, dataclasses.replace(out, obs=jnp.where(end, obs_re, out.final_obs))
 
 
 def _flat(obs: Any) -> jax.Array:
@@ -160,12 +194,23 @@ def make_jax_env(env_id: str) -> JaxEnv:
     return _wrap(env_id, env, params)
 
 
-def _wrap(env_id: str, env: Any, params: Any, info_keys: tuple[str, ...] = ()) -> JaxEnv:
+def _wrap(
+    env_id: str, env: Any, params: Any, info_keys: tuple[str, ...] = (), reset_ratio: int = 1
+) -> JaxEnv:
     obs, _ = env.reset_env(jax.random.PRNGKey(0), params)
     obs_dim = int(jnp.asarray(obs).size)
     space = env.action_space(params)
     if hasattr(space, "n"):
-        return JaxEnv(env_id, env, params, obs_dim, True, int(space.n), info_keys=info_keys)
+        return JaxEnv(
+            env_id,
+            env,
+            params,
+            obs_dim,
+            True,
+            int(space.n),
+            info_keys=info_keys,
+            reset_ratio=reset_ratio,
+        )
     low = jnp.broadcast_to(jnp.asarray(space.low, jnp.float32), space.shape)
     high = jnp.broadcast_to(jnp.asarray(space.high, jnp.float32), space.shape)
     dim = int(max(1, jnp.asarray(low).size))
@@ -193,4 +238,4 @@ def _make_craftax(env_id: str) -> JaxEnv:
         raise EnvError(f"unknown craftax id {name!r}; choose one of: {', '.join(CRAFTAX_IDS)}")
     craftax_env = _import("craftax.craftax_env", env_id)
     env = craftax_env.make_craftax_env_from_name(name, auto_reset=False)
-    return _wrap(env_id, env, env.default_params, craftax_achievements())
+    return _wrap(env_id, env, env.default_params, craftax_achievements(), CRAFTAX_RESET_RATIO)

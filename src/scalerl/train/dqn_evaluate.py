@@ -64,7 +64,7 @@ def jax_episodes(
         key, act_key, step_key = jax.random.split(key, 3)
         action = agent.act_eval(state, obs, act_key)
         keys = jax.random.split(step_key, episodes)
-        env_state, out = jax.vmap(env.step)(keys, env_state, action)
+        env_state, out = env.step_batch(keys, env_state, action)
         live = (~done).astype(jnp.float32)
         ended = jnp.logical_or(out.terminated, out.truncated)
         return env_state, out.obs, ret + live * out.reward, length + live, done | ended, key

@@ -87,7 +87,7 @@ def collect(
         obs = lc.env.obs
         action = agent.act(st, obs, act_key)
         env_keys = jax.random.split(env_key, obs.shape[0])
-        env_state, out = jax.vmap(env.step)(env_keys, lc.env.env_state, action)
+        env_state, out = env.step_batch(env_keys, lc.env.env_state, action)
         ec = lc.env.replace(env_state=env_state, obs=out.obs, key=key)
         ec, stats = episode_tally(ec, out)
         f32 = jnp.float32

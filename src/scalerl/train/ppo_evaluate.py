@@ -108,7 +108,7 @@ def jax_episodes(
         key, step_key = jax.random.split(key)
         action = agent.act_deterministic(state, obs)
         keys = jax.random.split(step_key, episodes)
-        env_state, out = jax.vmap(env.step)(keys, env_state, action)
+        env_state, out = env.step_batch(keys, env_state, action)
         live = (~done).astype(jnp.float32)
         ended = jnp.logical_or(out.terminated, out.truncated)
         return env_state, out.obs, ret + live * out.reward, length + live, done | ended, key

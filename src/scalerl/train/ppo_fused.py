@@ -73,7 +73,7 @@ def rollout(
         obs = ec.obs
         stored, action, log_prob, value = agent.act(st, obs, act_key)
         env_keys = jax.random.split(env_key, obs.shape[0])
-        env_state, out = jax.vmap(env.step)(env_keys, ec.env_state, action)
+        env_state, out = env.step_batch(env_keys, ec.env_state, action)
         ec, stats = episode_tally(ec.replace(env_state=env_state, obs=out.obs, key=key), out)
         traj = Trajectory(
             obs, stored, log_prob, value, out.reward, out.terminated, out.truncated, out.final_obs
