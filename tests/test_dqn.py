@@ -156,6 +156,8 @@ def test_presets_and_validation() -> None:
         validate_dqn(DQNConfig(kind="none"))
     with pytest.raises(ConfigError, match="n_step"):
         validate_dqn(DQNConfig(buffer_capacity=4, n_step=5))
+    with pytest.raises(ConfigError, match="conv_impl 'cudnn'; choose one of auto, xla, patches"):
+        validate_dqn(DQNConfig(conv_impl="cudnn"))
 
 
 def test_full_reset_and_health_on_conv() -> None:

@@ -50,3 +50,14 @@ def test_epsilon_greedy_rates() -> None:
     np.testing.assert_allclose(
         np.bincount(actions, minlength=4) / 20000, [0.1, 0.7, 0.1, 0.1], atol=0.015
     )
+
+
+def test_conv_impl_changes_the_code_not_the_network() -> None:
+    """xla and patches torsos share parameters and give the same Q values."""
+    obs = jax.random.uniform(jax.random.key(2), (3, 10, 10, 4))
+    nets = [
+        QNetwork(QNetSpec(torso="minatar", kind="mlp", conv_impl=c), 5) for c in ("xla", "patches")
+    ]
+    params = nets[0].init(jax.random.key(0), obs)
+    assert jax.tree.structure(params) == jax.tree.structure(nets[1].init(jax.random.key(0), obs))
+    np.testing.assert_allclose(nets[0].apply(params, obs), nets[1].apply(params, obs), atol=1e-5)

@@ -43,6 +43,9 @@ class DQNConfig:
 
     torso: Literal["nature", "impala", "minatar"] | None = None
     """Conv torso for frame observations (nature, impala, minatar); None: flat observations."""
+    conv_impl: Literal["auto", "xla", "patches"] = "auto"
+    """Conv code of the torso: xla (lax conv), patches (patches + one matmul, same parameters;
+    4-8x faster gradients inside lax.scan on CPU), auto (patches on CPU, xla elsewhere)."""
     kind: Literal["none", "mlp", "simba", "simbav2", "msr"] = "mlp"
     """Dense trunk: mlp, simba, simbav2 or msr; with a torso, none keeps the torso's dense layer."""
     width: int = 128
@@ -227,6 +230,16 @@ def buffer_rows(cfg: DQNConfig) -> int:
     return max(1, cfg.buffer_capacity // cfg.num_envs)
 
 
+CONV_IMPLS = ("auto", "xla", "patches")
+"""Values of --conv-impl (DQN and PQN)."""
+
+
+def check_conv_impl(impl: str) -> None:
+    """Raise ConfigError unless `impl` is one of CONV_IMPLS."""
+    if impl not in CONV_IMPLS:
+        raise ConfigError(f"unknown conv_impl {impl!r}; choose one of {', '.join(CONV_IMPLS)}")
+
+
 def validate_dqn(cfg: DQNConfig) -> None:
     """Raise ConfigError for a DQN agent value that cannot work."""
     for name in ("width", "depth", "num_atoms", "n_step", "target_every", "batch_size"):
@@ -237,6 +250,7 @@ def validate_dqn(cfg: DQNConfig) -> None:
         raise ConfigError(f"unknown torso {cfg.torso!r}; choose one of {', '.join(TORSOS)}")
     if cfg.kind not in TRUNKS or (cfg.kind == "none" and cfg.torso is None):
         raise ConfigError(f"kind {cfg.kind!r} needs one of {', '.join(AGENTS)} without a torso")
+    check_conv_impl(cfg.conv_impl)
     if cfg.num_atoms == 2 or cfg.v_max <= 0:
         raise ConfigError("C51 needs num_atoms >= 3 (1 = scalar Q) and v_max > 0")
     if not (0.0 <= cfg.gamma <= 1.0 and 0.0 < cfg.tau <= 1.0):

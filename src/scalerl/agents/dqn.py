@@ -73,7 +73,7 @@ def qnet_spec(cfg: DQNConfig) -> QNetSpec:
     pc = cfg.plasticity
     return QNetSpec(
         cfg.kind, cfg.width, cfg.depth, cfg.torso, pc.hidden_norm, pc.nap, cfg.dueling,
-        cfg.num_atoms,
+        cfg.num_atoms, conv_impl=cfg.conv_impl,
     )  # fmt: skip
 
 

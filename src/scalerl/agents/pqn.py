@@ -305,7 +305,7 @@ def q_net_spec(cfg: PQNConfig, torso: str) -> QNetSpec:
     return QNetSpec(
         kind=cfg.trunk, width=cfg.width, depth=cfg.depth,
         torso=None if torso == "none" else torso, layer_norm=cfg.layer_norm or pc.hidden_norm,
-        nap=pc.nap, c_shift=cfg.c_shift,
+        nap=pc.nap, c_shift=cfg.c_shift, conv_impl=cfg.conv_impl,
     )  # fmt: skip
 
 

@@ -46,6 +46,8 @@ class QNetSpec:
     """1 = one scalar Q per action; > 1 = C51 logits over that many atoms."""
     c_shift: float = 3.0
     """SimbaV2 input shift constant (only for kind simbav2)."""
+    conv_impl: str = "auto"
+    """Conv code of the torso (`scalerl.networks.cnn.resolve_conv_impl`)."""
 
 
 class QHeads(nn.Module):
@@ -80,7 +82,8 @@ class QNetwork(nn.Module):
     def __call__(self, obs: jax.Array) -> jax.Array:
         s = self.spec
         if s.torso is not None:
-            cfg = TorsoConfig(s.torso, s.layer_norm or s.nap, s.kind, s.width, s.depth)
+            ln = s.layer_norm or s.nap
+            cfg = TorsoConfig(s.torso, ln, s.kind, s.width, s.depth, conv_impl=s.conv_impl)
             z = conv_body(cfg, obs, self.dtype)
         else:
             encoder = make_encoder(
