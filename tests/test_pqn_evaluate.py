@@ -25,8 +25,8 @@ class _Echo:
 
     num_actions: int = 4
 
-    def step(self, key, state, action):
-        return state, action
+    def step_batch(self, keys, states, actions):
+        return states, actions
 
 
 def test_epsilon_env_passes_greedy_actions_or_draws_uniform_ones():
@@ -36,7 +36,7 @@ def test_epsilon_env_passes_greedy_actions_or_draws_uniform_ones():
     @jax.jit
     def actions(eps: jax.Array) -> jax.Array:
         env = pqn_evaluate.EpsilonEnv(_Echo(), eps)
-        return jax.vmap(lambda k, a: env.step(k, None, a)[1])(keys, greedy)
+        return env.step_batch(keys, None, greedy)[1]
 
     np.testing.assert_array_equal(actions(0.0), greedy)
     counts = np.bincount(np.asarray(actions(1.0)), minlength=4) / 2000

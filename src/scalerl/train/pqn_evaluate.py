@@ -51,10 +51,12 @@ class EpsilonEnv:
     def reset(self, key: jax.Array) -> tuple[Any, jax.Array]:
         return self.env.reset(key)
 
-    def step(self, key: jax.Array, state: Any, action: jax.Array) -> tuple[Any, Any]:
-        key, explore = jax.random.split(key)
-        greedy = jax.nn.one_hot(action, self.env.num_actions)
-        return self.env.step(key, state, epsilon_greedy(explore, greedy, self.epsilon))
+    def step_batch(self, keys: jax.Array, states: Any, actions: jax.Array) -> tuple[Any, Any]:
+        """`JaxEnv.step_batch` of the ε-greedy actions (one explore key per environment)."""
+        split = jax.vmap(jax.random.split)(keys)
+        greedy = jax.nn.one_hot(actions, self.env.num_actions)
+        explore = jax.vmap(epsilon_greedy, in_axes=(0, 0, None))
+        return self.env.step_batch(split[:, 0], states, explore(split[:, 1], greedy, self.epsilon))
 
 
 def evaluate_pqn_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> EvalResult:
