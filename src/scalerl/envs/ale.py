@@ -266,13 +266,16 @@ class AtariPreprocessing(gym.Wrapper):
         return self.stack.push(frame), reward, terminated, truncated, info
 
 
-def make_ale_env(env_id: str, seed: int, options: AtariOptions | None = None) -> gym.Env:
+def make_ale_env(
+    env_id: str, seed: int, options: AtariOptions | None = None, render_mode: str | None = None
+) -> gym.Env:
     """One preprocessed Atari environment for ``ale:<Game>``.
 
     Args:
         env_id: ``ale:<Game>``, e.g. ``ale:Pong`` (see :data:`ALE_IDS`).
         seed: Seeds the emulator (on the first reset), the no-op draws and the action space.
         options: Preprocessing; ``None`` = :class:`AtariOptions` defaults (training protocol).
+        render_mode: ale-py's render mode (``"rgb_array"``: ``render()`` gives the RGB screen).
 
     Returns:
         An env with uint8 ``(84, 84, 4)`` observations and ``Discrete`` actions.
@@ -291,6 +294,7 @@ def make_ale_env(env_id: str, seed: int, options: AtariOptions | None = None) ->
         repeat_action_probability=options.sticky_actions,
         full_action_space=options.full_action_space,
         max_num_frames_per_episode=options.max_episode_frames,
+        render_mode=render_mode,
     )
     env = SeedOnFirstReset(AtariPreprocessing(base, options), seed)
     env.action_space.seed(seed)

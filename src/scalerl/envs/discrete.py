@@ -26,9 +26,11 @@ DISCRETE_GYM_IDS: tuple[str, ...] = ("CartPole-v1", "Acrobot-v1", "MountainCar-v
 """Classic-control Gymnasium ids with Discrete actions, for quick checks of discrete agents."""
 
 
-def _discrete_gym(env_id: str, seed: int, max_episode_steps: int | None) -> gym.Env:
+def _discrete_gym(
+    env_id: str, seed: int, max_episode_steps: int | None, render_mode: str | None = None
+) -> gym.Env:
     """A Gymnasium env with Discrete actions: flat float32 obs, time limit, finite check."""
-    env = _make_registered(env_id, None)
+    env = _make_registered(env_id, render_mode)
     if not isinstance(env.action_space, gym.spaces.Discrete):
         kind = type(env.action_space).__name__
         env.close()
@@ -46,6 +48,7 @@ def make_discrete_env(
     *,
     max_episode_steps: int | None = None,
     atari: AtariOptions | None = None,
+    render_mode: str | None = None,
 ) -> gym.Env:
     """One seeded discrete-action environment.
 
@@ -56,6 +59,7 @@ def make_discrete_env(
         max_episode_steps: Gymnasium ids only: step limit; ``None`` = the registry's value.
             (Atari episodes are capped in frames by ``AtariOptions.max_episode_frames``.)
         atari: Atari preprocessing for ``ale:`` ids; ``None`` = the training defaults.
+        render_mode: Gymnasium render mode, e.g. ``"rgb_array"`` (Atari: the RGB screen).
 
     Returns:
         The env: ``Discrete(n)`` actions; flat float32 observations (Gymnasium) or uint8
@@ -65,8 +69,8 @@ def make_discrete_env(
         EnvError: Unknown id, missing ale-py or ROM, or a non-Discrete action space.
     """
     if env_id.startswith(ALE_PREFIX):
-        return make_ale_env(env_id, seed, atari)
-    env = _discrete_gym(env_id, seed, max_episode_steps)
+        return make_ale_env(env_id, seed, atari, render_mode)
+    env = _discrete_gym(env_id, seed, max_episode_steps, render_mode)
     env.action_space.seed(seed)
     env.observation_space.seed(seed)
     return env

@@ -88,12 +88,17 @@ def job_base_config(cfgs: list[Any]) -> Any:
     return base
 
 
+def config_fields(run_dir: Path) -> dict[str, Any]:
+    """The raw fields of a run's config.json ({} when there is none or it is unreadable)."""
+    try:
+        return dict(json.loads((Path(run_dir) / CONFIG_NAME).read_text()))
+    except (OSError, json.JSONDecodeError, TypeError, ValueError):
+        return {}
+
+
 def is_algo_run(run_dir: Path, algo: str) -> bool:
     """Whether `run_dir` holds the config.json of a run of `algo`."""
-    try:
-        return json.loads((Path(run_dir) / CONFIG_NAME).read_text()).get("algo") == algo
-    except (OSError, json.JSONDecodeError):
-        return False
+    return config_fields(run_dir).get("algo") == algo
 
 
 def open_loggers(

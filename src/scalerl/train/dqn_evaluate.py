@@ -123,8 +123,8 @@ def host_episodes(
 # ----------------------------------------------------------------------------- scalerl evaluate
 
 
-def load_dqn_agent(run_dir: Path) -> tuple[DQNTrainConfig, DQN, DQNState]:
-    """A DQN run's config, agent and the agent state of its checkpoint."""
+def load_dqn_agent(run_dir: Path) -> tuple[DQNTrainConfig, DQN, DQNState, dict]:
+    """A DQN run's config, agent, the agent state of its checkpoint and its metadata."""
     from scalerl.train.dqn_run import build, read_dqn_config
 
     cfg = read_dqn_config(run_dir)
@@ -136,16 +136,23 @@ def load_dqn_agent(run_dir: Path) -> tuple[DQNTrainConfig, DQN, DQNState]:
         agent = build(cfg, env)
         key = jax.random.PRNGKey(0)
         template = jax.eval_shape(lambda k: (agent._init(k), loop_init(agent, env, k)), key)
-        (state, _), _ = load_checkpoint(path, template)
-        return cfg, agent, state
+        (state, _), meta = load_checkpoint(path, template)
+        return cfg, agent, state, meta
     from scalerl.train.dqn_host import host_agent
 
     probe = make_discrete_env(cfg.env, cfg.seed, max_episode_steps=cfg.max_episode_steps)
     agent = host_agent(cfg, probe.observation_space, probe.action_space)
     probe.close()
     template = jax.eval_shape(agent._init, jax.random.PRNGKey(0))
-    tree, _ = load_checkpoint(path, {"state": template})
-    return cfg, agent, tree["state"]
+    tree, meta = load_checkpoint(path, {"state": template})
+    return cfg, agent, tree["state"], meta
+
+
+def video_policy(run_dir: Path) -> tuple[Any, int]:
+    """(jitted greedy policy, observations (B, ...) -> actions (B,), checkpoint's env_step) of
+    a DQN run (`scalerl evaluate --video` records greedy episodes)."""
+    _, agent, state, meta = load_dqn_agent(run_dir)
+    return jax.jit(lambda obs: agent.act_greedy(state, obs)), int(meta.get("env_step", 0))
 
 
 def evaluate_dqn_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> EvalResult:
@@ -157,7 +164,7 @@ def evaluate_dqn_run(run_dir: Path, episodes: int = 10, seed: int | None = None)
     """
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}; fix --episodes")
-    cfg, agent, state = load_dqn_agent(run_dir)
+    cfg, agent, state, _ = load_dqn_agent(run_dir)
     seed = cfg.seed if seed is None else seed
     key = eval_key(seed, 0)
     if is_jax_env(cfg.env):

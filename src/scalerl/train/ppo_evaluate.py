@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +57,13 @@ def host_policy(agent: PPO):
     """Jitted deterministic policy over a leading seed axis, (states, obs) -> actions, for
     Gymnasium ids (the layout of `evaluate.make_policy`)."""
     return jax.jit(jax.vmap(lambda s, o: agent.act_deterministic(s, o[None])[0]))
+
+
+def video_policy(run_dir: Path) -> tuple[Any, int]:
+    """(jitted deterministic policy, observations (B, ...) -> actions (B, ...), checkpoint's
+    env_step) of a PPO run (`scalerl evaluate --video`)."""
+    _, agent, state, meta = load_ppo_checkpoint(run_dir)
+    return jax.jit(lambda obs: agent.act_deterministic(state, obs)), int(meta.get("env_step", 0))
 
 
 def _gym_env(cfg: PPOTrainConfig, seed: int):

@@ -75,16 +75,33 @@ def evaluate_pqn_run(run_dir: Path, episodes: int = 10, seed: int | None = None)
     if cfg.env.startswith(ALE_PREFIX):
         return _ale_episodes(cfg, Path(run_dir), episodes, seed)
     agent, env, play = jax_evaluator(dataclasses.replace(cfg, seed=0, name=None), episodes)
-    state = load_state(Path(run_dir), agent)
+    state, _ = load_state(Path(run_dir), agent)
     returns, lengths = jax.device_get(play(state, jax.random.PRNGKey(seed)))
     return EvalResult(np.asarray(returns, np.float64), np.asarray(lengths), None)
 
 
-def load_state(run_dir: Path, agent: PQN) -> PQNState:
-    """The agent state of a run's checkpoint.msgpack (fused and ALE runs alike)."""
+def load_state(run_dir: Path, agent: PQN) -> tuple[PQNState, dict]:
+    """The agent state of a run's checkpoint.msgpack (fused and ALE runs alike) and its
+    metadata."""
     template = jax.eval_shape(agent._init, jax.random.PRNGKey(0))
-    state, _ = load_checkpoint(run_dir / CHECKPOINT_NAME, template)
-    return state
+    return load_checkpoint(run_dir / CHECKPOINT_NAME, template)
+
+
+def video_policy(run_dir: Path) -> tuple[Any, int]:
+    """(jitted greedy policy, observations (B, ...) -> actions (B,), checkpoint's env_step) of
+    a PQN run (`scalerl evaluate --video` records greedy episodes)."""
+    from scalerl.train.pqn_host import ale_agent
+    from scalerl.train.pqn_run import build, read_pqn_config
+
+    cfg = read_pqn_config(run_dir)
+    if cfg.env.startswith(ALE_PREFIX):
+        env = make_ale_env(cfg.env, cfg.seed, EVAL_OPTIONS)
+        agent = ale_agent(cfg, env).agent
+        env.close()
+    else:
+        agent = build(cfg, make_jax_env(cfg.env))
+    state, meta = load_state(Path(run_dir), agent)
+    return jax.jit(lambda obs: agent.act_deterministic(state, obs)), int(meta.get("env_step", 0))
 
 
 @functools.lru_cache(maxsize=8)
@@ -106,7 +123,7 @@ def _ale_episodes(cfg: PQNTrainConfig, run_dir: Path, episodes: int, seed: int) 
 
     env = make_ale_env(cfg.env, seed, EVAL_OPTIONS)
     agent = ale_agent(cfg, env).agent
-    state = load_state(run_dir, agent)
+    state, _ = load_state(run_dir, agent)
     greedy = jax.jit(agent.act_deterministic)
     rng = np.random.default_rng(seed)
 

@@ -347,29 +347,32 @@ def _ppo_playback(run_dir: Path) -> RunPlayback:
     return RunPlayback(policy, cfg.env, cfg.seed, repeat, cfg.max_episode_steps, env_step)
 
 
-def _jax_ppo_env(run_dir: Path | str) -> str | None:
-    """The env id of a PPO run on a JAX-native id (gymnax, Craftax); None for other runs."""
+def _own_loop_run(run_dir: Path | str) -> tuple[str, str] | None:
+    """(algorithm, env id) of a run that `_record_own_loop_run` records: PPO on a JAX-native
+    id, DQN and PQN on any id; None for other runs."""
     from scalerl.envs.jax_envs import is_jax_env
-    from scalerl.train import ppo_run
+    from scalerl.train.algo_run import config_fields
 
-    if not ppo_run.is_run(Path(run_dir)):
-        return None
-    env = ppo_run.read_ppo_config(Path(run_dir)).env
-    return env if is_jax_env(env) else None
+    fields = config_fields(Path(run_dir))
+    algo, env = fields.get("algo"), str(fields.get("env", ""))
+    if algo in ("dqn", "pqn") or (algo == "ppo" and is_jax_env(env)):
+        return algo, env
+    return None
 
 
 def check_recordable(run_dir: Path | str) -> None:
     """Fails early for runs whose environment scalerl cannot render.
 
     Raises:
-        ConfigError: A PPO run on a gymnax id without renderer (bandits, bsuite chains, ...);
-            the message lists the ids that render.
+        ConfigError: A run on a gymnax id without renderer (bandits, bsuite chains, ...); the
+            message lists the ids that render.
     """
+    from scalerl.envs.jax_envs import is_jax_env
     from scalerl.train.jax_video import check_renderable
 
-    env = _jax_ppo_env(run_dir)
-    if env is not None:
-        check_renderable(env, run_dir)
+    own = _own_loop_run(run_dir)
+    if own is not None and is_jax_env(own[1]):
+        check_renderable(own[1], run_dir)
 
 
 def run_playback(run_dir: Path | str) -> RunPlayback:
@@ -377,38 +380,71 @@ def run_playback(run_dir: Path | str) -> RunPlayback:
     runs, PPO runs on Gymnasium/DMC/MuJoCo ids).
 
     Raises:
-        ScalerlError: Not a run directory, bad checkpoint, or a PPO run on a JAX-native id
-            (record those with `record_run`).
+        ScalerlError: Not a run directory, bad checkpoint, or a run `record_run` records
+            otherwise (PPO on a JAX-native id, DQN, PQN).
     """
     from scalerl.train import ppo_run
 
-    if _jax_ppo_env(run_dir) is not None:
-        raise ConfigError(f"{run_dir} runs on a JAX-native id; record it with record_run")
+    if _own_loop_run(run_dir) is not None:
+        raise ConfigError(f"{run_dir} is not a SAC-family or Gymnasium PPO run; use record_run")
     run_dir = Path(run_dir)
     return _ppo_playback(run_dir) if ppo_run.is_run(run_dir) else _off_policy_playback(run_dir)
 
 
-def _record_jax_ppo_run(
-    run_dir: Path,
-    out: Path | str | None,
+def _discrete_frames(
+    env_id: str,
+    policy: Policy,
+    seed: int,
     episodes: int,
-    seed: int | None,
-    fps: int,
-    size: tuple[int, int],
     max_frames: int | None,
+    max_episode_steps: int | None,
+) -> list[np.ndarray]:
+    """Frames of a discrete-action Gymnasium or ale: env (Atari: the full-colour screen of the
+    evaluation protocol, one frame per agent step)."""
+    from scalerl.envs.ale import ALE_PREFIX, AtariOptions, evaluation_options
+    from scalerl.envs.discrete import make_discrete_env
+
+    atari = evaluation_options(AtariOptions()) if env_id.startswith(ALE_PREFIX) else None
+    env = make_discrete_env(
+        env_id, seed, max_episode_steps=max_episode_steps, atari=atari, render_mode="rgb_array"
+    )
+    try:
+        return render_episodes(env, policy, episodes, max_frames)
+    finally:
+        env.close()
+
+
+def _record_own_loop_run(
+    run_dir: Path,
+    algo: str,
+    env_id: str,
+    out: Path | str | None,
+    seed: int | None,
+    frames_args: tuple[int, int, tuple[int, int], int | None],
 ) -> Path:
-    """`record_run` of a PPO run on a JAX-native id (frames from `jax_video`)."""
-    import jax
+    """`record_run` of a PPO run on a JAX-native id or of a DQN/PQN run: JAX-native ids render
+    through `jax_video`, the others through Gymnasium's or ALE's renderer."""
+    import importlib
 
+    from scalerl.envs.jax_envs import is_jax_env
+    from scalerl.train.algo_run import config_fields
+    from scalerl.train.evaluate import SEPARATE_EVALUATORS
     from scalerl.train.jax_video import jax_frames
-    from scalerl.train.ppo_evaluate import load_ppo_checkpoint
 
-    cfg, agent, state, meta = load_ppo_checkpoint(run_dir)
-    policy = jax.jit(lambda s, obs: agent.act_deterministic(s, obs[None])[0])
-    seed = cfg.seed if seed is None else seed
-    frames = jax_frames(cfg.env, lambda obs: policy(state, obs), seed, episodes, size, max_frames)
-    out = video_path(run_dir, int(meta.get("env_step", 0))) if out is None else out
-    return write_video(frames, out, fps)
+    act, env_step = importlib.import_module(SEPARATE_EVALUATORS[algo]).video_policy(run_dir)
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return np.asarray(act(np.asarray(obs)[None]))[0]
+
+    fields = config_fields(run_dir)
+    seed = int(fields["seed"]) if seed is None else seed
+    episodes, fps, size, max_frames = frames_args
+    if is_jax_env(env_id):
+        frames = jax_frames(env_id, policy, seed, episodes, size, max_frames)
+    else:
+        limit = fields.get("max_episode_steps")
+        frames = _discrete_frames(env_id, policy, seed, episodes, max_frames, limit)
+    return write_video(frames, video_path(run_dir, env_step) if out is None else out, fps)
 
 
 def record_run(
@@ -424,8 +460,9 @@ def record_run(
     """Records deterministic-policy episodes of a saved run (``scalerl evaluate RUN --video``).
 
     Works for off-policy runs and PPO runs on Gymnasium/DMC/MuJoCo ids (rendered through
-    ``make_env``), and PPO runs on Craftax-Classic and the gymnax ids with a renderer
-    (``scalerl.train.jax_video``; other gymnax ids raise ``ConfigError``).
+    ``make_env``); PPO, DQN and PQN runs on Craftax-Classic and the gymnax ids with a renderer
+    (``scalerl.train.jax_video``; other gymnax ids raise ``ConfigError``); DQN and PQN runs on
+    ``ale:`` ids (the full-colour screen) and discrete Gymnasium ids. DQN and PQN play greedily.
 
     Args:
         run_dir: Run directory (``runs/<name>``) with config.json and its checkpoint.
@@ -445,9 +482,10 @@ def record_run(
             (or not implemented for the run's environment).
     """
     check_recordable(run_dir)
-    if _jax_ppo_env(run_dir) is not None:
-        size = (height, width)
-        return _record_jax_ppo_run(Path(run_dir), out, episodes, seed, fps, size, max_frames)
+    own = _own_loop_run(run_dir)
+    if own is not None:
+        frames_args = (episodes, fps, (height, width), max_frames)
+        return _record_own_loop_run(Path(run_dir), *own, out, seed, frames_args)
     run = run_playback(run_dir)
     return record_episodes(
         run.env,
