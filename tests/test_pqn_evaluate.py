@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -13,35 +12,10 @@ import numpy as np
 from scalerl.cli import main
 from scalerl.config_pqn import PQNConfig, PQNTrainConfig
 from scalerl.envs.jax_envs import make_jax_env
-from scalerl.train import pqn_evaluate, pqn_run
+from scalerl.train import pqn_run
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.evaluate import evaluate_run
 from scalerl.train.setup import CHECKPOINT_NAME, CONFIG_NAME, config_to_dict
-
-
-@dataclasses.dataclass(frozen=True)
-class _Echo:
-    """An env whose step returns the action it received."""
-
-    num_actions: int = 4
-
-    def step_batch(self, keys, states, actions):
-        return states, actions
-
-
-def test_epsilon_env_passes_greedy_actions_or_draws_uniform_ones():
-    keys = jax.random.split(jax.random.PRNGKey(0), 2000)
-    greedy = jnp.full((2000,), 2)
-
-    @jax.jit
-    def actions(eps: jax.Array) -> jax.Array:
-        env = pqn_evaluate.EpsilonEnv(_Echo(), eps)
-        return env.step_batch(keys, None, greedy)[1]
-
-    np.testing.assert_array_equal(actions(0.0), greedy)
-    counts = np.bincount(np.asarray(actions(1.0)), minlength=4) / 2000
-    np.testing.assert_allclose(counts, 0.25, atol=0.04)  # uniform over all actions
-    assert 0.1 < np.mean(np.asarray(actions(0.2)) != 2) < 0.2  # ε (A - 1) / A = 0.15 non-greedy
 
 
 def _fused_run(tmp_path: Path, push_right: bool) -> Path:

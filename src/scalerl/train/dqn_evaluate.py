@@ -28,6 +28,7 @@ from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
 from scalerl.errors import ConfigError
 from scalerl.train.checkpoint import load_checkpoint
 from scalerl.train.evaluate import EvalResult
+from scalerl.train.jax_episodes import play_episodes
 from scalerl.train.setup import CHECKPOINT_NAME
 
 EVAL_STREAM = 0x0E7A1
@@ -51,26 +52,8 @@ def eval_seeds(seed: int, env_step: int, episodes: int) -> list[int]:
 def jax_episodes(
     agent: DQN, env: JaxEnv, state: DQNState, key: jax.Array, episodes: int
 ) -> tuple[jax.Array, jax.Array]:
-    """(returns, lengths) of `episodes` ε_eval-greedy episodes played in parallel; each
-    environment counts its first episode only (every gymnax episode has a time limit).
-    Pure and jittable."""
-    reset_key, key = jax.random.split(key)
-    env_state, obs = jax.vmap(env.reset)(jax.random.split(reset_key, episodes))
-    zeros = jnp.zeros((episodes,), jnp.float32)
-    init = (env_state, obs, zeros, zeros, jnp.zeros((episodes,), bool), key)
-
-    def body(c):
-        env_state, obs, ret, length, done, key = c
-        key, act_key, step_key = jax.random.split(key, 3)
-        action = agent.act_eval(state, obs, act_key)
-        keys = jax.random.split(step_key, episodes)
-        env_state, out = env.step_batch(keys, env_state, action)
-        live = (~done).astype(jnp.float32)
-        ended = jnp.logical_or(out.terminated, out.truncated)
-        return env_state, out.obs, ret + live * out.reward, length + live, done | ended, key
-
-    out = jax.lax.while_loop(lambda c: ~jnp.all(c[4]), body, init)
-    return out[2], out[3]
+    """(returns, lengths) of `episodes` ε_eval-greedy episodes played in parallel (pure)."""
+    return play_episodes(lambda obs, k: agent.act_eval(state, obs, k), env, key, episodes)
 
 
 def make_fused_eval(agent: DQN, env: JaxEnv, episodes: int):

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from scalerl.agents.ppo import PPO, PPOState, make_ppo
@@ -25,6 +24,7 @@ from scalerl.envs.suites import suite_preset
 from scalerl.errors import ConfigError
 from scalerl.train.checkpoint import load_checkpoint
 from scalerl.train.evaluate import EvalResult, evaluate_batch
+from scalerl.train.jax_episodes import play_episodes
 from scalerl.train.setup import CHECKPOINT_NAME
 
 
@@ -103,23 +103,5 @@ def jax_evaluator(agent_cfg: PPOConfig, env_id: str, iterations: int, episodes: 
 def jax_episodes(
     agent: PPO, env: JaxEnv, state: PPOState, key: jax.Array, episodes: int
 ) -> tuple[jax.Array, jax.Array]:
-    """(returns, lengths) of `episodes` deterministic episodes played in parallel; each
-    environment counts its first episode only (every gymnax/Craftax episode has a time limit).
-    Pure and jittable."""
-    reset_key, key = jax.random.split(key)
-    env_state, obs = jax.vmap(env.reset)(jax.random.split(reset_key, episodes))
-    zeros = jnp.zeros((episodes,), jnp.float32)
-    init = (env_state, obs, zeros, zeros, jnp.zeros((episodes,), bool), key)
-
-    def body(c):
-        env_state, obs, ret, length, done, key = c
-        key, step_key = jax.random.split(key)
-        action = agent.act_deterministic(state, obs)
-        keys = jax.random.split(step_key, episodes)
-        env_state, out = env.step_batch(keys, env_state, action)
-        live = (~done).astype(jnp.float32)
-        ended = jnp.logical_or(out.terminated, out.truncated)
-        return env_state, out.obs, ret + live * out.reward, length + live, done | ended, key
-
-    out = jax.lax.while_loop(lambda c: ~jnp.all(c[4]), body, init)
-    return out[2], out[3]
+    """(returns, lengths) of `episodes` deterministic episodes played in parallel (pure)."""
+    return play_episodes(lambda obs, _: agent.act_deterministic(state, obs), env, key, episodes)

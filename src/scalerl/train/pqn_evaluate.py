@@ -5,17 +5,16 @@ of Rainbow (Hessel et al. 2018, Table 1 / Dopamine's defaults, Castro et al. 201
 Atari runs (their ε ends at 0.001). A little randomness keeps a deterministic policy from
 looping forever in a deterministic state (Mnih et al. 2015 used ε = 0.05 for the same reason).
 
-JAX-native ids (gymnax:, craftax:) play the episodes in parallel inside one jitted while loop,
-PPO's (`ppo_evaluate.jax_episodes`), with ε applied on the action the environment receives;
-ale: ids play them one after the other in one Atari env with unclipped rewards, so the
-returns are game scores.
+JAX-native ids (gymnax:, craftax:) play the episodes in parallel inside one jitted while loop
+(`jax_episodes.play_episodes`); ale: ids play them one after the other in one Atari env with
+unclipped rewards, so the returns are game scores.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,32 +30,13 @@ from scalerl.envs.jax_envs import JaxEnv, make_jax_env
 from scalerl.errors import ConfigError
 from scalerl.train.checkpoint import load_checkpoint
 from scalerl.train.evaluate import EvalResult, evaluate_batch
-from scalerl.train.ppo_evaluate import jax_episodes
+from scalerl.train.jax_episodes import play_episodes
 from scalerl.train.setup import CHECKPOINT_NAME
 
 EVAL_EPSILON = 0.001
 """ε of evaluation episodes (Hessel et al. 2018; Castro et al. 2018)."""
 EVAL_OPTIONS = AtariOptions(clip_rewards=False)
 """Atari protocol of evaluation episodes: training's (Machado et al. 2018) with game scores."""
-
-
-@dataclass(frozen=True, eq=False)
-class EpsilonEnv:
-    """A JAX-native env that replaces each action it receives by a uniform one with
-    probability ε, so a greedy policy acts ε-greedily. Pure; vmap over environments."""
-
-    env: JaxEnv
-    epsilon: float
-
-    def reset(self, key: jax.Array) -> tuple[Any, jax.Array]:
-        return self.env.reset(key)
-
-    def step_batch(self, keys: jax.Array, states: Any, actions: jax.Array) -> tuple[Any, Any]:
-        """`JaxEnv.step_batch` of the ε-greedy actions (one explore key per environment)."""
-        split = jax.vmap(jax.random.split)(keys)
-        greedy = jax.nn.one_hot(actions, self.env.num_actions)
-        explore = jax.vmap(epsilon_greedy, in_axes=(0, 0, None))
-        return self.env.step_batch(split[:, 0], states, explore(split[:, 1], greedy, self.epsilon))
 
 
 def evaluate_pqn_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> EvalResult:
@@ -112,8 +92,11 @@ def jax_evaluator(cfg: PQNTrainConfig, episodes: int) -> tuple[PQN, JaxEnv, Any]
 
     env = make_jax_env(cfg.env)
     agent = build(cfg, env)
-    noisy = EpsilonEnv(env, EVAL_EPSILON)
-    play = jax.jit(lambda state, key: jax_episodes(agent, noisy, state, key, episodes))
+
+    def act(state: PQNState, obs: jax.Array, key: jax.Array) -> jax.Array:
+        return epsilon_greedy(key, agent.q_values(state.net.params, obs), EVAL_EPSILON)
+
+    play = jax.jit(lambda state, key: play_episodes(partial(act, state), env, key, episodes))
     return agent, env, play
 
 
