@@ -281,21 +281,17 @@ class HostLoop:
 
     host: HostRun
     logger: Any
+    jitted: Any = None
 
     def run(self, pos: Position) -> None:
-        """Iterations pos.iteration + 1 .. num_iterations."""
-        cfg, agent = self.host.cfg, self.host.agent
-        jitted = compiled(cfg.agent, agent.obs_dim, agent.action, agent_iterations(self.host))
-        act, learn, health = jitted.act, jitted.learn, jitted.health
-        per, total = (
-            iterations_per_log(cfg, self.host.repeat),
-            num_iterations(cfg, self.host.repeat),
-        )
+        """Iterations pos.iteration + 1 .. the run's last."""
+        cfg, frames = self.host.cfg, self.host.frames
+        total, per = self.schedule()
+        learn, health = self.update_fns()
         steps, last_ckpt = cfg.agent.num_steps, pos.iteration
         t0, sums, count = time.perf_counter(), {}, 0
         while pos.iteration < total:
-            state, traj, pos.obs, sent = collect(agent, act, pos.state, self.host.venv, pos.obs,
-                                                 pos.tally)  # fmt: skip
+            state, traj, sent = self.collect(pos)
             it = pos.iteration + 1
             pos.actions[(it - 1) * steps : it * steps] = sent
             log_now = it % per == 0 or it == total
@@ -308,15 +304,32 @@ class HostLoop:
                 continue
             summary = {k: v / count for k, v in sums.items()} | pos.tally.pop()
             summary |= {k: float(v) for k, v in diag.items()}
-            summary["perf/env_steps_per_second"] = (
-                count * self.host.frames / (time.perf_counter() - t0)
-            )
+            summary["perf/env_steps_per_second"] = count * frames / (time.perf_counter() - t0)
             self._log(summary, it)
             every = cfg.checkpoint_every
-            if it == total or (every and (it - last_ckpt) * self.host.frames >= every):
+            if it == total or (every and (it - last_ckpt) * frames >= every):
                 self._checkpoint(pos)
                 last_ckpt = it
             t0, sums, count = time.perf_counter(), {}, 0
+
+    def schedule(self) -> tuple[int, int]:
+        """(iterations of the run, iterations per log point)."""
+        cfg, repeat = self.host.cfg, self.host.repeat
+        return num_iterations(cfg, repeat), iterations_per_log(cfg, repeat)
+
+    def update_fns(self) -> tuple[Any, Any]:
+        """The jitted (learn, health) of the run's agent."""
+        agent = self.host.agent
+        self.jitted = compiled(self.host.cfg.agent, agent.obs_dim, agent.action,
+                               agent_iterations(self.host))  # fmt: skip
+        return self.jitted.learn, self.jitted.health
+
+    def collect(self, pos: Position) -> tuple[Any, Any, np.ndarray]:
+        """One rollout from `pos` (advances its observations and tally): (state, trajectory,
+        the actions the environments received)."""
+        state, traj, pos.obs, sent = collect(self.host.agent, self.jitted.act, pos.state,
+                                             self.host.venv, pos.obs, pos.tally)  # fmt: skip
+        return state, traj, sent
 
     def _log(self, summary: dict[str, float], iteration: int) -> None:
         from scalerl.train.ppo_run import progress_line

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from pathlib import Path
 from typing import Any
 
@@ -184,34 +183,19 @@ class AleRun(HostRun):
 
 
 class AleLoop(HostLoop):
-    """Rollout, learn; log every few rollouts (with health diagnostics of the last rollout
-    before its update) and write resume points at log points (PPO's `_log`, `_checkpoint`)."""
+    """PPO's host loop (rollout, learn, log, resume points) with PQN's rollouts and update."""
 
-    def run(self, pos: Position) -> None:
-        """Iterations pos.iteration + 1 .. the run's last."""
-        cfg, jitted = self.host.cfg, self.host.jitted
-        total, per = host_iterations(cfg)
-        steps, last_ckpt, frames = cfg.agent.num_steps, pos.iteration, self.host.frames
-        t0, sums, count = time.perf_counter(), {}, 0
-        while pos.iteration < total:
-            state, traj, pos.obs = collect(jitted.agent, jitted.act, pos.state, self.host.venv,
-                                           pos.obs, pos.tally)  # fmt: skip
-            it = pos.iteration + 1
-            pos.actions[(it - 1) * steps : it * steps] = np.asarray(traj.action)
-            log_now = it % per == 0 or it == total
-            diag = jax.device_get(jitted.health(state, traj)) if log_now and cfg.health else {}
-            pos.state, metrics = jitted.learn(state, traj)
-            pos.iteration, count = it, count + 1
-            for k, v in jax.device_get(metrics).items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            if not log_now:
-                continue
-            summary = {k: v / count for k, v in sums.items()} | pos.tally.pop()
-            summary |= {k: float(v) for k, v in diag.items()}
-            summary["perf/env_steps_per_second"] = count * frames / (time.perf_counter() - t0)
-            self._log(summary, it)
-            every = cfg.checkpoint_every
-            if it == total or (every and (it - last_ckpt) * frames >= every):
-                self._checkpoint(pos)
-                last_ckpt = it
-            t0, sums, count = time.perf_counter(), {}, 0
+    def schedule(self) -> tuple[int, int]:
+        """(rollouts of the run, rollouts per log point)."""
+        return host_iterations(self.host.cfg)
+
+    def update_fns(self) -> tuple[Any, Any]:
+        """The jitted (learn, health) of the run's agent."""
+        return self.host.jitted.learn, self.host.jitted.health
+
+    def collect(self, pos: Position) -> tuple[Any, Any, np.ndarray]:
+        """One rollout from `pos`: (state, trajectory, the actions sent)."""
+        jitted = self.host.jitted
+        state, traj, pos.obs = collect(jitted.agent, jitted.act, pos.state, self.host.venv,
+                                       pos.obs, pos.tally)  # fmt: skip
+        return state, traj, np.asarray(traj.action)
