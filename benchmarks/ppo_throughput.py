@@ -42,7 +42,7 @@ def fused_rate(agent, env, seeds: int, iters: int) -> float:
 def python_rate(agent, env, seeds: int, iters: int) -> float:
     """Env steps/s of a Python loop: per step one jitted act and one jitted env step."""
     act, learn = jax.jit(agent.act), jax.jit(agent.learn)
-    step = jax.jit(jax.vmap(env.step))
+    step = jax.jit(env.step_batch)
     n = agent.cfg.num_envs
 
     def run(seed: int, count: int) -> None:

@@ -18,26 +18,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import time
 
 import jax
+from ppo_throughput import fused_rate  # the same timing of the fused loop (this folder)
 
 from scalerl.config_pqn import PQNTrainConfig, pqn_preset
 from scalerl.envs.jax_envs import make_jax_env
-from scalerl.train import ppo_fused
 from scalerl.train.pqn_run import build
-
-
-def fused_rate(agent, env, seeds: int, iters: int) -> float:
-    """Env steps/s of the fused loop (all seeds vmapped), `iters` iterations per call."""
-    states, carries = ppo_fused.init_seeds(agent, env, list(range(seeds)))
-    chunk = ppo_fused.make_chunk_many(agent, env, iters)
-    states, carries, (m, _) = chunk(states, carries)  # compile + warm-up
-    jax.block_until_ready(m)
-    start = time.perf_counter()
-    states, carries, (m, _) = chunk(states, carries)
-    jax.block_until_ready(m)
-    return iters * agent.cfg.batch_size * seeds / (time.perf_counter() - start)
 
 
 def main() -> None:
