@@ -22,7 +22,7 @@ import json
 import jax
 from ppo_throughput import fused_rate  # the same timing of the fused loop (this folder)
 
-from scalerl.config_pqn import PQNTrainConfig, pqn_preset
+from scalerl.config_pqn import PQNTrainConfig, pqn_preset, resolve_torso
 from scalerl.envs.jax_envs import make_jax_env
 from scalerl.train.pqn_run import build
 
@@ -54,8 +54,8 @@ def main() -> None:
         for seeds in args.seeds:
             rate = fused_rate(agent, env, seeds, args.iters)
             print(json.dumps({
-                "bench": "pqn_throughput", "env": env_id, "torso": agent_cfg.torso,
-                "trunk": agent_cfg.trunk,
+                "bench": "pqn_throughput", "env": env_id,
+                "torso": resolve_torso(agent_cfg.torso, env_id), "trunk": agent_cfg.trunk,
                 "seeds": seeds, "num_envs": agent_cfg.num_envs, "num_steps": agent_cfg.num_steps,
                 "iters": args.iters, "fused_steps_per_s": round(rate, 1),
                 "backend": jax.default_backend(),
