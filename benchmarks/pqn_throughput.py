@@ -6,7 +6,8 @@ epochs in one `lax.scan`, vmapped over seeds), with the environment's preset (Mi
 envs x 32 steps, 2 epochs x 32 minibatches, the MinAtar CNN). Compilation and one warm-up
 call are excluded from the timing. `--num-envs/--num-steps/--num-minibatches` shrink the
 rollout for a smoke run; `--torso none --trunk mlp` measures the flat-frame MLP instead of the
-CNN (on CPU, XLA runs conv gradients inside a `lax.scan` much slower than outside one).
+CNN; `--trunk mlp --width 512 --depth 8` a deep, wide trunk on the CNN (the stable-gradients
+reproduction of docs/agents/pqn.md).
 
     python benchmarks/pqn_throughput.py                           # Breakout-MinAtar, 1 and 8 seeds
     python benchmarks/pqn_throughput.py --seeds 1 --iters 1 --num-envs 4 --num-steps 8 \
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=10, help="timed PQN iterations per call")
     parser.add_argument("--trunk", default=None, help="dense trunk (default: the preset's)")
     parser.add_argument("--torso", default=None, help="conv torso, or none (flat frames)")
+    parser.add_argument("--width", type=int, default=None, help="trunk width")
+    parser.add_argument("--depth", type=int, default=None, help="trunk layers or blocks")
     parser.add_argument("--num-envs", type=int, default=None)
     parser.add_argument("--num-steps", type=int, default=None)
     parser.add_argument("--num-minibatches", type=int, default=None)
@@ -43,6 +46,7 @@ def main() -> None:
         for k, v in {
             "num_envs": args.num_envs, "num_steps": args.num_steps,
             "num_minibatches": args.num_minibatches, "trunk": args.trunk, "torso": args.torso,
+            "width": args.width, "depth": args.depth,
         }.items()
         if v is not None
     }  # fmt: skip
@@ -56,6 +60,7 @@ def main() -> None:
             print(json.dumps({
                 "bench": "pqn_throughput", "env": env_id,
                 "torso": resolve_torso(agent_cfg.torso, env_id), "trunk": agent_cfg.trunk,
+                "width": agent_cfg.width, "depth": agent_cfg.depth,
                 "seeds": seeds, "num_envs": agent_cfg.num_envs, "num_steps": agent_cfg.num_steps,
                 "iters": args.iters, "fused_steps_per_s": round(rate, 1),
                 "backend": jax.default_backend(),
