@@ -175,7 +175,10 @@ def test_parallel_preset_and_explicit_flags_win():
     ("extra", "message"),
     [
         (["--num-envs", "0"], "num_envs must be >= 1"),
-        (["--num-envs", "2", "--n-step", "3"], "n_step > 1 needs --num-envs 1"),
+        (
+            ["--num-envs", "4", "--n-step", "3", "--buffer-capacity", "8", "--warmup-steps", "8"],
+            "must hold n_step",
+        ),
         (["--num-envs", "2", "--algo", "td3", "--noise-color", "1"], "coloured exploration"),
         (["--num-envs", "8", "--env-steps", "6"], "below one step of 8 environments"),
         (["--preset", "fast"], "unknown preset 'fast'"),
@@ -186,3 +189,18 @@ def test_bad_num_envs_settings_are_one_line_errors(extra, message, tmp_path, cap
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_nstep_capacity_is_a_multiple_of_num_envs():
+    from scalerl.train.setup import replay_capacity, resolve
+
+    args = ["--env", "Pendulum-v1", "--num-envs", "4", "--buffer-capacity", "10003"]
+    assert replay_capacity(resolve(parse_train([*args, "--n-step", "3"]))) == 10000
+    assert replay_capacity(resolve(parse_train(args))) == 10003  # one-step rows need no alignment
+
+
+def test_nstep_returns_with_several_environments_train(tmp_path):
+    args = [*ARGS[: ARGS.index("--seeds")], "--n-step", "3", "--env-steps", "120"]
+    assert main(["train", *args, "--run-root", str(tmp_path), "--name", "nstep"]) == 0
+    rows = read_metrics_csv(tmp_path / "nstep" / "metrics.csv")
+    assert any(r["metric"] == "train/critic_loss" for r in rows)

@@ -152,6 +152,27 @@ def test_nstep_chain_wraps_around_the_ring():
     np.testing.assert_array_equal(np.asarray(batch.next_obs[0]), [106, 206])
 
 
+def test_nstep_chains_follow_one_of_two_interleaved_envs():
+    """Two envs write one row each per step (rows env0, env1, env0, ...); with stride 2 a chain
+    from row 1 (env 1) walks rows 1, 3, 5 and stops at env 1's termination at row 3, while
+    env 0's chain from row 0 walks 0, 2, 4 untouched by it."""
+    ts = make_transitions([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], terminated=[3])
+    state = replay_add_batch(replay_init(8, OBS_DIM, ACT_DIM), ts)
+    batch = _gather_nstep(state, jnp.array([0, 1], jnp.int32), n_step=3, gamma=0.5, stride=2)
+    np.testing.assert_array_equal(np.asarray(batch.reward), [1 + 0.5 * 3 + 0.25 * 5, 2 + 0.5 * 4])
+    np.testing.assert_array_equal(np.asarray(batch.next_obs[:, 0]), [104, 103])
+    np.testing.assert_array_equal(np.asarray(batch.terminated), [0.0, 1.0])
+    np.testing.assert_array_equal(np.asarray(batch.discount), [0.125, 0.25])
+
+
+def test_interleaved_start_rows_exclude_each_envs_newest_rows():
+    # capacity 8 after 12 adds of 2 envs holds transitions 4..11; n=3, stride 2: starts 4..7.
+    state = replay_add_batch(replay_init(8, OBS_DIM, ACT_DIM), make_transitions(np.ones(12)))
+    sample = jax.jit(replay_sample, static_argnames=("batch_size", "n_step", "gamma", "stride"))
+    batch = sample(state, jax.random.key(1), batch_size=4000, n_step=3, gamma=0.5, stride=2)
+    assert set(np.asarray(batch.obs[:, 0]).astype(int).tolist()) == {4, 5, 6, 7}
+
+
 def test_one_step_sample_is_the_raw_row():
     ts = make_transitions([1.0, 2.0, 3.0, 4.0], terminated=[1], truncated=[3])
     state = replay_add_batch(replay_init(6, OBS_DIM, ACT_DIM), ts)
@@ -290,5 +311,10 @@ def test_from_numpy_rejects_inconsistent_arrays():
 
 def test_invalid_n_step_raises():
     state = replay_add_batch(replay_init(4, OBS_DIM, ACT_DIM), make_transitions([1.0, 2.0]))
-    with pytest.raises(ScalerlError, match="n_step must be in"):
+    with pytest.raises(ScalerlError, match="n_step must be >= 1"):
         replay_sample(state, jax.random.key(0), 8, n_step=5)
+    with pytest.raises(ScalerlError, match="n_step must be >= 1 with"):
+        replay_sample(state, jax.random.key(0), 8, n_step=3, stride=2)  # rows 0, 2, 4 > 3
+    odd = replay_init(5, OBS_DIM, ACT_DIM)
+    with pytest.raises(ScalerlError, match="capacity divisible by 2, got 5"):
+        replay_sample(odd, jax.random.key(0), 8, n_step=2, stride=2)

@@ -542,9 +542,13 @@ def validate_num_envs(cfg: TrainConfig) -> None:
         raise ConfigError(f"num_envs must be >= 1, got {cfg.num_envs}; fix --num-envs")
     if cfg.num_envs == 1:
         return
-    if cfg.agent.n_step > 1:
-        raise ConfigError("n_step > 1 needs --num-envs 1 (the replay buffer interleaves the "
-                          "environments' transitions); pass --n-step 1")  # fmt: skip
+    if cfg.agent.n_step > 1 and cfg.preload_dataset is not None:
+        raise ConfigError(
+            "n_step > 1 with --num-envs > 1 cannot chain preloaded rows (not interleaved by "
+            "environment); pass --n-step 1 or --num-envs 1"
+        )
+    if cfg.agent.n_step > 1 and cfg.buffer_capacity < cfg.num_envs * cfg.agent.n_step:
+        raise ConfigError("buffer_capacity must hold n_step steps of every environment; raise it")
     if cfg.agent.algo != "sac" and cfg.agent.noise_color > 0:
         raise ConfigError("coloured exploration noise needs --num-envs 1; pass --noise-color 0")
 

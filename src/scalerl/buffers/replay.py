@@ -192,38 +192,49 @@ def can_sample(state: ReplayState, min_size: int) -> jax.Array:
     return state.size >= min_size
 
 
-def _check_n_step(state: ReplayState, n_step: int) -> None:
-    """Raises `ConfigError` unless 1 <= n_step <= capacity (both static)."""
-    if not 1 <= n_step <= state.capacity:
+def _check_n_step(state: ReplayState, n_step: int, stride: int = 1) -> None:
+    """Raises `ConfigError` unless a chain of n_step rows `stride` apart fits (all static)."""
+    if n_step < 1 or stride * (n_step - 1) >= state.capacity:
         raise ConfigError(
-            f"n_step must be in [1, capacity={state.capacity}], got {n_step}; lower n_step"
+            f"n_step must be >= 1 with (n_step - 1) x {stride} < capacity={state.capacity}, "
+            f"got {n_step}; lower n_step"
+        )
+    if n_step > 1 and state.capacity % stride:
+        raise ConfigError(
+            f"n-step chains over {stride} interleaved environments need a capacity divisible by "
+            f"{stride}, got {state.capacity}; change buffer_capacity"
         )
 
 
 def _sample_start_rows(
-    state: ReplayState, key: jax.Array, shape: tuple[int, ...], n_step: int
+    state: ReplayState, key: jax.Array, shape: tuple[int, ...], n_step: int, stride: int = 1
 ) -> jax.Array:
     """Draws start rows uniformly (with replacement) among rows with n-1 written successors.
 
-    An offset j ~ U[0, size - n + 1) is counted from the oldest row, so the newest n-1 rows are
-    never start rows. If `size < n_step` every draw returns the oldest row (gate with `can_sample`).
+    An offset j ~ U[0, size - stride (n - 1)) is counted from the oldest row, so the newest
+    stride (n - 1) rows are never start rows. If `size < n_step` every draw returns the oldest
+    row (gate with `can_sample`).
 
     Args:
         state: The buffer.
         key: PRNG key.
         shape: Output shape of the index array.
         n_step: Chain length n.
+        stride: Rows between successive steps of one environment (`num_envs` when N
+            environments write one row each per step).
 
     Returns:
         int32 row indices of the given shape.
     """
     oldest = (state.ptr - state.size) % state.capacity
-    num_starts = jnp.maximum(state.size - n_step + 1, 1)
+    num_starts = jnp.maximum(state.size - stride * (n_step - 1), 1)
     offsets = jax.random.randint(key, shape, 0, num_starts, dtype=jnp.int32)
     return ((oldest + offsets) % state.capacity).astype(jnp.int32)
 
 
-def _gather_nstep(state: ReplayState, idx: jax.Array, n_step: int, gamma: float) -> Batch:
+def _gather_nstep(
+    state: ReplayState, idx: jax.Array, n_step: int, gamma: float, stride: int = 1
+) -> Batch:
     """Builds n-step transitions starting at explicit row indices.
 
     The chain walks k = 0..n-1 from each start row and stops after the first row that is terminated
@@ -234,15 +245,17 @@ def _gather_nstep(state: ReplayState, idx: jax.Array, n_step: int, gamma: float)
 
     Args:
         state: The buffer.
-        idx: int32 start rows, shape (B,). Rows idx..idx+n-1 (mod capacity) must be valid.
+        idx: int32 start rows, shape (B,). Rows idx + k stride, k < n (mod capacity), must be
+            valid.
         n_step: Chain length n (static).
         gamma: Discount factor.
+        stride: Rows between successive steps of one environment (static).
 
     Returns:
         The batch of n-step transitions.
     """
     data = state.data
-    window = (idx[:, None] + jnp.arange(n_step)) % state.capacity  # (B, n)
+    window = (idx[:, None] + stride * jnp.arange(n_step)) % state.capacity  # (B, n)
     done = jnp.maximum(data.terminated[window], data.truncated[window]) > 0
     alive = jnp.cumprod(1.0 - done.astype(jnp.float32), axis=1)
     mask = jnp.concatenate([jnp.ones_like(alive[:, :1]), alive[:, :-1]], axis=1)  # row k included
@@ -262,7 +275,12 @@ def _gather_nstep(state: ReplayState, idx: jax.Array, n_step: int, gamma: float)
 
 
 def replay_sample(
-    state: ReplayState, key: jax.Array, batch_size: int, n_step: int = 1, gamma: float = 0.99
+    state: ReplayState,
+    key: jax.Array,
+    batch_size: int,
+    n_step: int = 1,
+    gamma: float = 0.99,
+    stride: int = 1,
 ) -> Batch:
     """Samples a batch uniformly with replacement (jit with `batch_size`, `n_step` static).
 
@@ -272,16 +290,18 @@ def replay_sample(
         batch_size: Number of transitions B.
         n_step: Return horizon n; the chain is cut at episode ends (see `_gather_nstep`).
         gamma: Discount factor.
+        stride: Rows between successive steps of one environment (static; `num_envs`).
 
     Returns:
         A `Batch` with leading axis B.
 
     Raises:
-        ConfigError: If `n_step` is not in [1, capacity].
+        ConfigError: If the chain does not fit the capacity, or (n_step > 1) the capacity is not
+            a multiple of `stride`.
     """
-    _check_n_step(state, n_step)
-    idx = _sample_start_rows(state, key, (batch_size,), n_step)
-    return _gather_nstep(state, idx, n_step, gamma)
+    _check_n_step(state, n_step, stride)
+    idx = _sample_start_rows(state, key, (batch_size,), n_step, stride)
+    return _gather_nstep(state, idx, n_step, gamma, stride)
 
 
 def replay_sample_many(
@@ -291,6 +311,7 @@ def replay_sample_many(
     batch_size: int,
     n_step: int = 1,
     gamma: float = 0.99,
+    stride: int = 1,
 ) -> Batch:
     """Samples `num_batches` independent batches with one gather (for `lax.scan` over updates).
 
@@ -301,16 +322,18 @@ def replay_sample_many(
         batch_size: Batch size B (static).
         n_step: Return horizon n (static).
         gamma: Discount factor.
+        stride: Rows between successive steps of one environment (static; `num_envs`).
 
     Returns:
         A `Batch` whose fields have leading axes (U, B).
 
     Raises:
-        ConfigError: If `n_step` is not in [1, capacity].
+        ConfigError: If the chain does not fit the capacity, or (n_step > 1) the capacity is not
+            a multiple of `stride`.
     """
-    _check_n_step(state, n_step)
-    idx = _sample_start_rows(state, key, (num_batches * batch_size,), n_step)
-    flat = _gather_nstep(state, idx, n_step, gamma)
+    _check_n_step(state, n_step, stride)
+    idx = _sample_start_rows(state, key, (num_batches * batch_size,), n_step, stride)
+    flat = _gather_nstep(state, idx, n_step, gamma, stride)
     return jax.tree.map(lambda x: x.reshape((num_batches, batch_size) + x.shape[1:]), flat)
 
 

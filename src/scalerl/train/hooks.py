@@ -40,7 +40,8 @@ class Hooks:
 
     def _probe_batch(self, buffer: ReplayState, key: jax.Array) -> Any:
         sac = self.sac
-        return replay_sample(buffer, key, self.cfg.health_batch, sac.cfg.n_step, sac.gamma)
+        cfg = self.cfg
+        return replay_sample(buffer, key, cfg.health_batch, sac.cfg.n_step, sac.gamma, cfg.num_envs)
 
     def _probe_health(self, state: SACState, buffer: ReplayState, key: jax.Array) -> Any:
         return self.sac.health(state, self._probe_batch(buffer, key))

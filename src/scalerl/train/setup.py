@@ -100,8 +100,12 @@ def agent_steps(cfg: TrainConfig) -> int:
 
 def replay_capacity(cfg: TrainConfig, preload_rows: int = 0) -> int:
     """Replay capacity of a resolved run: the budget's transitions plus preloaded ones, at most
-    `buffer_capacity`."""
-    return min(cfg.buffer_capacity, agent_steps(cfg) + preload_rows)
+    `buffer_capacity`; with n-step returns over N > 1 environments, rounded down to a multiple
+    of N (each environment's rows then stay N apart when the ring wraps)."""
+    capacity = min(cfg.buffer_capacity, agent_steps(cfg) + preload_rows)
+    if cfg.num_envs > 1 and cfg.agent.n_step > 1:
+        capacity -= capacity % cfg.num_envs
+    return capacity
 
 
 def build_agent(cfg: TrainConfig, obs_dim: int, action_dim: int) -> ActorCritic:

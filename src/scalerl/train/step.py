@@ -62,8 +62,9 @@ def make_train_step(
         state = state.replace(rng=rng)
         metrics: dict[str, Any] = {}
         if num_updates > 0:
+            c = sac.cfg
             batches = replay_sample_many(
-                buffer, sample_key, num_updates, sac.cfg.batch_size, sac.cfg.n_step, sac.gamma
+                buffer, sample_key, num_updates, c.batch_size, c.n_step, sac.gamma, num_envs
             )
             state, metrics = sac.update_many(state, batches)
         done = jnp.maximum(transition.terminated, transition.truncated)
