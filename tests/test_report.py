@@ -283,6 +283,10 @@ def test_write_report(sweep: Path, reference: Path, tmp_path: Path) -> None:
     for stem in ("learning_curves", "aggregate", "scaling_utd"):
         assert (out / f"{stem}.png").read_bytes()[:8] == PNG_MAGIC
         assert (out / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+    assert "| cheetah-run | simbav2 utd=1 | 650.00 [600.00, 700.00] | 2 | 200,000 |" in text
+    assert "| hopper-v4 | simbav2 utd=2 | 3226.00 (single run) | 1 | 200,000 |" in text
+    returns = pd.read_csv(out / "task_returns.csv")
+    assert len(returns) == 3 and set(returns["label"]) == {"simbav2 utd=1", "simbav2 utd=2"}
     scores = pd.read_csv(out / "scores.csv")
     assert list(scores.columns) == list(COLUMNS)
     assert len(scores) == 5 + 2  # 5 runs + 2 reference seeds on the common task

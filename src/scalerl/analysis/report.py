@@ -624,6 +624,27 @@ def _figures_md(figures: list[Path]) -> str:
     return "\n".join(text)
 
 
+def task_returns_table(scores: Any, reps: int = 2000, seed: int = 0) -> Any:
+    """Per (task, label): mean return over seeds with its 95 % bootstrap CI, runs and step
+    (columns ``task, label, mean, low, high, n, step``), for every task, normalised or not."""
+    return _task_summary(scores[scores["source"] == "run"], "return", reps, seed)
+
+
+def _task_returns_md(table: Any) -> str:
+    """Per-task return section (the only scores of suites without a normalisation)."""
+    rows = [
+        [r["task"], r["label"], _ci(r["mean"], r["low"], r["high"], 2) if r["n"] > 1
+         else f"{r['mean']:.2f} (single run)", r["n"], f"{r['step']:,}"]
+        for r in table.to_dict("records")
+    ]  # fmt: skip
+    intro = (
+        "Mean return over each label's runs at the evaluation step, with a 95 % percentile "
+        "bootstrap interval over runs (`task_returns.csv`)."
+    )
+    header = ["task", "label", "return [95% CI]", "runs", "step"]
+    return "\n".join(["## Returns per task", "", intro, "", _md_table(header, rows)])
+
+
 def _side_md(row: dict[str, Any], prefix: str) -> list[str]:
     """Mean [CI], n and step cells of one side of a comparison row."""
     mean, low, high = (row[f"{prefix}_{key}"] for key in ("mean", "low", "high"))
@@ -653,8 +674,8 @@ def write_report(
     reps: int = 2000,
     seed: int = 0,
 ) -> Path:
-    """Writes ``report.md``, ``scores.csv``, ``aggregates.csv`` (and ``comparison.csv``) and
-    PNG + SVG figures to ``out_dir``.
+    """Writes ``report.md``, ``scores.csv``, ``aggregates.csv``, ``task_returns.csv`` (and
+    ``comparison.csv``) and PNG + SVG figures to ``out_dir``.
 
     Args:
         paths: Run directories, sweep directories or metrics.csv files (:func:`load_runs`).
@@ -684,6 +705,9 @@ def write_report(
     agg = aggregate_table(scores, reps, seed=seed)
     agg.to_csv(out / "aggregates.csv", index=False)
     sections = [_header_md(runs, ref, step, reps, seed), _aggregate_md(agg, scores)]
+    returns = task_returns_table(scores, reps, seed)
+    returns.to_csv(out / "task_returns.csv", index=False)
+    sections.append(_task_returns_md(returns))
     if ref is not None:
         table = comparison_table(runs, ref, step, reps=reps, seed=seed)
         table.to_csv(out / "comparison.csv", index=False)
