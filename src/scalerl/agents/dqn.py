@@ -13,7 +13,6 @@ and dense units.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +31,7 @@ from scalerl.agents.ppo_plasticity import (
     penalty,
 )
 from scalerl.agents.qnet import QNetSpec, QNetwork
-from scalerl.agents.state import NetState, apply_gradients, polyak
+from scalerl.agents.state import NetState, SeededInit, apply_gradients, polyak
 from scalerl.buffers.vec_replay import NStepBatch
 from scalerl.config_dqn import DQNConfig
 from scalerl.metrics.health import collect_features, network_health
@@ -78,7 +77,7 @@ def qnet_spec(cfg: DQNConfig) -> QNetSpec:
 
 
 @dataclass(frozen=True, eq=False)
-class DQN:
+class DQN(SeededInit):
     """A DQN agent's static parts and its pure functions. Build with `make_dqn`."""
 
     cfg: DQNConfig
@@ -109,19 +108,6 @@ class DQN:
         return dl.c51_values(out, self.cfg.v_max) if self.cfg.num_atoms > 1 else out
 
     # ------------------------------------------------------------------ init
-
-    def init(self, key: jax.Array) -> DQNState:
-        """Fresh state (jitted): network, target copy, optimizer, intervention state."""
-        return self._jit_init(key)
-
-    def init_many(self, keys: jax.Array) -> DQNState:
-        """States of several seeds stacked on a leading axis, initialised one by one."""
-        states = [self.init(key) for key in keys]
-        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
-
-    @functools.cached_property
-    def _jit_init(self):
-        return jax.jit(self._init)
 
     def _init_params(self, key: jax.Array) -> Any:
         dummy = jnp.zeros((1, *self.obs_shape), jnp.float32)

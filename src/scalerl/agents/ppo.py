@@ -11,7 +11,6 @@ Perturb.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +35,7 @@ from scalerl.agents.ppo_plasticity import (
     penalty,
     shuffled_epoch,
 )
-from scalerl.agents.state import NetState, apply_gradients
+from scalerl.agents.state import NetState, SeededInit, apply_gradients
 from scalerl.config_ppo import PPOConfig
 from scalerl.metrics.health import collect_features, network_health
 from scalerl.networks import project_kernels
@@ -123,7 +122,7 @@ def make_schedule(cfg: PPOConfig, num_iterations: int) -> optax.Schedule:
 
 
 @dataclass(frozen=True)
-class PPO:
+class PPO(SeededInit):
     """A PPO agent's static parts and its pure functions. Build with `make_ppo`."""
 
     cfg: PPOConfig
@@ -138,20 +137,6 @@ class PPO:
         return project_kernels(params) if self.cfg.project_weights else params
 
     # ------------------------------------------------------------------ init
-
-    def init(self, key: jax.Array) -> PPOState:
-        """Fresh state (jitted): networks, optimizer, statistics, intervention state."""
-        return self._jit_init(key)
-
-    def init_many(self, keys: jax.Array) -> PPOState:
-        """States for several seeds stacked on a leading axis, initialised seed by seed
-        (vmapping orthogonal initialisers deadlocks XLA on CPU for some shapes)."""
-        states = [self.init(key) for key in keys]
-        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
-
-    @functools.cached_property
-    def _jit_init(self):
-        return jax.jit(self._init)
 
     def _init_params(self, key: jax.Array) -> Any:
         return self._project(init_networks(self.nets, key, self.obs_dim))

@@ -17,7 +17,6 @@ resets, Shrink & Perturb) and `plasticity.redo` (ReDo on conv torsos and MLP tru
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +37,7 @@ from scalerl.agents.ppo_plasticity import (
     shuffled_epoch,
 )
 from scalerl.agents.qnet import QNetSpec, QNetwork
-from scalerl.agents.state import NetState, apply_gradients
+from scalerl.agents.state import NetState, SeededInit, apply_gradients
 from scalerl.config_pqn import PQNConfig
 from scalerl.metrics.health import collect_features, network_health
 from scalerl.networks import project_kernels
@@ -87,7 +86,7 @@ def make_schedule(cfg: PQNConfig, num_iterations: int) -> optax.Schedule:
 
 
 @dataclass(frozen=True)
-class PQN:
+class PQN(SeededInit):
     """A PQN agent's static parts and its pure functions. Build with `make_pqn`.
 
     Attributes:
@@ -112,20 +111,6 @@ class PQN:
     eps_decay_iters: int
 
     # ------------------------------------------------------------------ init
-
-    def init(self, key: jax.Array) -> PQNState:
-        """Fresh state (jitted): network, optimizer, intervention state."""
-        return self._jit_init(key)
-
-    def init_many(self, keys: jax.Array) -> PQNState:
-        """States for several seeds stacked on a leading axis, initialised seed by seed
-        (vmapping orthogonal initialisers deadlocks XLA on CPU for some shapes)."""
-        states = [self.init(key) for key in keys]
-        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
-
-    @functools.cached_property
-    def _jit_init(self):
-        return jax.jit(self._init)
 
     def _project(self, params: Any) -> Any:
         return project_kernels(params) if self.cfg.project_weights else params

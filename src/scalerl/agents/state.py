@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.struct
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -67,3 +69,22 @@ def apply_gradients(
 def polyak(target: Any, online: Any, tau: float) -> Any:
     """target <- tau * online + (1 - tau) * target, leaf by leaf."""
     return jax.tree_util.tree_map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
+
+
+class SeededInit:
+    """`init` and `init_many` of an agent whose method `_init(key)` builds one seed's state
+    (PPO, DQN, PQN). Seeds are initialised one by one and stacked: vmapping orthogonal initialisers
+    deadlocks XLA on CPU for some shapes."""
+
+    def init(self, key: jax.Array) -> Any:
+        """Fresh state of one seed (jitted)."""
+        return self._jit_init(key)
+
+    def init_many(self, keys: jax.Array) -> Any:
+        """States of several seeds stacked on a leading axis."""
+        states = [self.init(key) for key in keys]
+        return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
+
+    @functools.cached_property
+    def _jit_init(self) -> Any:
+        return jax.jit(self._init)
