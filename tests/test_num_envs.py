@@ -179,7 +179,6 @@ def test_parallel_preset_and_explicit_flags_win():
             ["--num-envs", "4", "--n-step", "3", "--buffer-capacity", "8", "--warmup-steps", "8"],
             "must hold n_step",
         ),
-        (["--num-envs", "2", "--algo", "td3", "--noise-color", "1"], "coloured exploration"),
         (["--num-envs", "8", "--env-steps", "6"], "below one step of 8 environments"),
         (["--preset", "fast"], "unknown preset 'fast'"),
     ],
@@ -204,3 +203,36 @@ def test_nstep_returns_with_several_environments_train(tmp_path):
     assert main(["train", *args, "--run-root", str(tmp_path), "--name", "nstep"]) == 0
     rows = read_metrics_csv(tmp_path / "nstep" / "metrics.csv")
     assert any(r["metric"] == "train/critic_loss" for r in rows)
+
+
+def test_coloured_noise_has_one_sequence_per_environment():
+    """TD3's power-law noise with 4 environments: env i enters the drawn sequence at row 3 i
+    (horizon 12); an episode end redraws that environment's sequence only."""
+    import jax.numpy as jnp
+
+    from scalerl.train.setup import resolve
+
+    args = ["--env", "Pendulum-v1", "--algo", "td3", "--agent", "mlp", "--noise-color", "1",
+            "--noise-horizon", "12", "--num-envs", "4"]  # fmt: skip
+    agent = build_agent(resolve(parse_train(args)), 3, 1)
+    wide = with_env_axis(agent.init(jax.random.PRNGKey(0)), 4)
+    seq = np.asarray(wide.extras["noise"]["seq"])
+    assert seq.shape == (4, 12, 1) and np.all(seq == seq[:1])
+    np.testing.assert_array_equal(wide.extras["noise"]["idx"], [0, 3, 6, 9])
+    obs, restart = jnp.zeros((4, 3)), jnp.array([0.0, 1.0, 0.0, 0.0])
+    new, action = agent.explore(wide, obs, jax.random.PRNGKey(1), restart)
+    assert action.shape == (4, 1)
+    np.testing.assert_array_equal(new.extras["noise"]["idx"], [1, 1, 7, 10])
+    new_seq = np.asarray(new.extras["noise"]["seq"])
+    assert not np.array_equal(new_seq[1], seq[1])  # redrawn at its episode end
+    np.testing.assert_array_equal(new_seq[[0, 2, 3]], seq[[0, 2, 3]])
+    one = single_env_view(new, 4).extras["noise"]  # the checkpoint keeps environment 0's
+    np.testing.assert_array_equal(one["seq"], seq[0])
+    assert int(one["idx"]) == 1
+
+
+def test_td3_with_coloured_noise_trains_with_several_environments(tmp_path):
+    args = [*ARGS[: ARGS.index("--seeds")], "--algo", "td3", "--noise-color", "1"]
+    assert main(["train", *args, "--run-root", str(tmp_path), "--name", "pink"]) == 0
+    rows = read_metrics_csv(tmp_path / "pink" / "metrics.csv")
+    assert any(r["metric"] == "train/actor_loss" for r in rows)

@@ -549,8 +549,6 @@ def validate_num_envs(cfg: TrainConfig) -> None:
         )
     if cfg.agent.n_step > 1 and cfg.buffer_capacity < cfg.num_envs * cfg.agent.n_step:
         raise ConfigError("buffer_capacity must hold n_step steps of every environment; raise it")
-    if cfg.agent.algo != "sac" and cfg.agent.noise_color > 0:
-        raise ConfigError("coloured exploration noise needs --num-envs 1; pass --noise-color 0")
 
 
 def seed_list(cfg: TrainConfig | OfflineConfig) -> list[int]:

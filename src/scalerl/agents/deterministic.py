@@ -89,11 +89,17 @@ class DeterministicActorCritic(ActorCritic):
         self, state: SACState, obs: jax.Array, key: jax.Array, restart: jax.Array
     ) -> tuple[SACState, jax.Array]:
         """The deterministic action plus exploration noise: white, or power-law noise whose
-        sequence restarts when `restart` (an episode ended)."""
+        sequence restarts when `restart` (an episode ended; with N environments, (N,) flags and
+        one sequence each)."""
         if not self._coloured:
             return state, self.act(state, obs, key)
-        beta = self.cfg.noise_color
-        eps, new_noise = noise.noise_next(state.extras["noise"], key, beta, restart > 0)
+        beta, current = self.cfg.noise_color, state.extras["noise"]
+        if current["seq"].ndim == 3:  # one sequence per environment (train.vector.with_env_axis)
+            keys = jax.random.split(key, current["seq"].shape[0])
+            step = jax.vmap(noise.noise_next, in_axes=(0, 0, None, 0))
+            eps, new_noise = step(current, keys, beta, restart > 0)
+        else:
+            eps, new_noise = noise.noise_next(current, key, beta, restart > 0)
         clean = self.policy(self._acting_params(state), self.normalize_obs(state, obs))
         action = jnp.clip(clean + self.cfg.expl_noise * eps, -1.0, 1.0)
         return state.replace(extras=state.extras | {"noise": new_noise}), action
