@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -24,3 +25,13 @@ def test_minatar_frames_have_the_asked_size_and_move() -> None:
     assert len(frames) == 5  # capped: reset + 4 steps of the first episode
     assert all(f.shape == (48, 64, 3) and f.dtype == np.uint8 for f in frames)
     assert len({f.tobytes() for f in frames}) > 1  # the ball moves
+
+
+def test_an_episode_ends_at_the_time_limit() -> None:
+    # gymnax 1.0.1 reports Pendulum's 200-step limit through is_truncated only, not `done`
+    from scalerl.envs.jax_envs import make_jax_env
+    from scalerl.train.jax_video import episode_states
+
+    env = make_jax_env("gymnax:Pendulum-v1")
+    states = episode_states(env, lambda obs: jnp.zeros((1,)), jax.random.PRNGKey(0), 2)
+    assert len(states) == 2 * 201  # each episode: its reset state and 200 steps

@@ -40,11 +40,20 @@ GYMNAX_IDS = (
     "FrozenLake-misc",
 )  # fmt: skip
 """gymnax 1.0.1's registered ids (listed by `scalerl envs` without importing gymnax)."""
+GYMNAX_CONTINUOUS = (
+    "Pendulum-v1", "MountainCarContinuous-v0", "PointRobot-misc", "Reacher-misc", "Swimmer-misc",
+)  # fmt: skip
+"""gymnax ids with continuous actions (SAC, TD3 and DDPG train them in their fused loop)."""
 
 
 def is_jax_env(env_id: str) -> bool:
     """Whether `env_id` names a JAX-native environment (gymnax: or craftax: prefix)."""
     return env_id.startswith((GYMNAX_PREFIX, CRAFTAX_PREFIX))
+
+
+def is_continuous_jax_env(env_id: str) -> bool:
+    """Whether `env_id` is a gymnax id with continuous actions (`GYMNAX_CONTINUOUS`)."""
+    return env_id.startswith(GYMNAX_PREFIX) and env_id[len(GYMNAX_PREFIX) :] in GYMNAX_CONTINUOUS
 
 
 @dataclass(frozen=True)
@@ -175,8 +184,12 @@ def _import(module: str, env_id: str) -> Any:
         ) from None
 
 
-def make_jax_env(env_id: str) -> JaxEnv:
+def make_jax_env(env_id: str, max_episode_steps: int | None = None) -> JaxEnv:
     """The JAX-native environment of a `gymnax:` or `craftax:` id.
+
+    Args:
+        env_id: the id.
+        max_episode_steps: a gymnax episode limit replacing the environment's own (None keeps it).
 
     Raises:
         EnvError: unknown id or missing package.
@@ -191,7 +204,14 @@ def make_jax_env(env_id: str) -> JaxEnv:
         known = ", ".join(sorted(set(gymnax.registered_envs)))
         raise EnvError(f"unknown gymnax id {name!r}; choose one of: {known}")
     env, params = gymnax.make(name)
+    if max_episode_steps is not None:
+        params = params.replace(max_steps_in_episode=max_episode_steps)
     return _wrap(env_id, env, params)
+
+
+def episode_limit(env_id: str) -> int:
+    """The episode limit (steps) of a gymnax id's default parameters."""
+    return int(make_jax_env(env_id).params.max_steps_in_episode)
 
 
 def _wrap(

@@ -141,10 +141,12 @@ def _make_base(
 
 def check_continuous_id(env_id: str) -> None:
     """Raise EnvError naming the fix for ids scalerl's continuous-control agents cannot train:
-    ale: ids (discrete actions) and JAX-native gymnax:/craftax: ids (their own loops)."""
+    ale: ids and the discrete JAX-native ids (gymnax, Craftax)."""
+    from scalerl.envs.jax_envs import is_continuous_jax_env
+
     if env_id.startswith(ALE_PREFIX):
         raise EnvError(f"{env_id}: ale: ids have discrete actions: use --algo dqn or --algo pqn")
-    if env_id.startswith(JAX_PREFIXES):
+    if env_id.startswith(JAX_PREFIXES) and not is_continuous_jax_env(env_id):
         raise EnvError(JAX_ID_HINT.format(env_id=env_id))
 
 
@@ -181,6 +183,9 @@ def make_env(
         EnvError: Unknown id, missing optional suite package, or unsupported spaces.
     """
     check_continuous_id(env_id)
+    if env_id.startswith(JAX_PREFIXES):
+        raise EnvError(f"{env_id} is a JAX-native id without a Gymnasium interface; scalerl "
+                       "steps it inside its jitted training and evaluation loops")  # fmt: skip
     preset = suite_preset(env_id)
     repeat = preset.action_repeat if action_repeat is None else action_repeat
     limit = preset.max_episode_steps if max_episode_steps is None else max_episode_steps

@@ -19,10 +19,12 @@ ALE_PREFIX = "ale:"
 JAX_PREFIXES = ("gymnax:", "craftax:")
 """Prefixes of JAX-native ids, trained by their own loops (not Gymnasium ids)."""
 JAX_ID_HINT = (
-    "{env_id!r} is a JAX-native environment without a Gymnasium interface: use --algo ppo, "
-    "or --algo dqn / --algo pqn for its discrete-action ids"
+    "{env_id!r} is a JAX-native environment with discrete actions: use --algo ppo, dqn or pqn "
+    "(SAC, TD3 and DDPG train the continuous gymnax ids: Pendulum-v1, "
+    "MountainCarContinuous-v0, PointRobot-misc, Reacher-misc, Swimmer-misc)"
 )
-"""Message for a JAX-native id given where a Gymnasium id is needed (format with env_id)."""
+"""Message for a discrete JAX-native id given to a continuous-control agent (format with
+env_id)."""
 ATARI_FRAME_SKIP = 4
 """Emulator frames per agent step on Atari (Mnih et al. 2015)."""
 ATARI_MAX_FRAMES = 108_000
@@ -81,7 +83,7 @@ class SuitePreset:
     """Per-suite environment settings."""
 
     suite: str
-    """Suite name: 'dmc', 'mujoco', 'gym', 'myosuite' or 'hbench'."""
+    """Suite name: 'dmc', 'mujoco', 'gym', 'myosuite', 'hbench', 'ale' or 'gymnax'."""
     action_repeat: int
     """Raw environment steps per agent step."""
     max_episode_steps: int
@@ -155,6 +157,11 @@ def suite_preset(env_id: str) -> SuitePreset:
     Raises:
         EnvError: If the id cannot be parsed.
     """
+    if env_id.startswith(JAX_PREFIXES):  # gymnax ids (continuous ones train SAC, TD3, DDPG)
+        from scalerl.envs.jax_envs import episode_limit
+
+        return SuitePreset("gymnax", action_repeat=1, max_episode_steps=episode_limit(env_id),
+                           episodic=True)  # fmt: skip
     suite = suite_of(env_id)
     if suite == "dmc":
         return SuitePreset("dmc", action_repeat=2, max_episode_steps=1000, episodic=False)

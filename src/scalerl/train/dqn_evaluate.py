@@ -17,7 +17,6 @@ from typing import Any
 
 import gymnasium as gym
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from scalerl.agents.dqn import DQN, DQNState
@@ -28,16 +27,8 @@ from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
 from scalerl.errors import ConfigError
 from scalerl.train.checkpoint import load_checkpoint
 from scalerl.train.evaluate import EvalResult
-from scalerl.train.jax_episodes import play_episodes
+from scalerl.train.jax_episodes import EVAL_STREAM, eval_key, play_episodes
 from scalerl.train.setup import CHECKPOINT_NAME
-
-EVAL_STREAM = 0x0E7A1
-"""Folded into the seed's key so evaluation keys never coincide with training keys."""
-
-
-def eval_key(seed: int, env_step: int) -> jax.Array:
-    """PRNG key of the evaluation at `env_step` of seed `seed`."""
-    return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_STREAM), env_step)
 
 
 def eval_seeds(seed: int, env_step: int, episodes: int) -> list[int]:
@@ -60,16 +51,6 @@ def make_fused_eval(agent: DQN, env: JaxEnv, episodes: int):
     """jit(vmap over seeds of (state, key) -> (returns, lengths)) of `jax_episodes`."""
     fn = jax.vmap(lambda state, key: jax_episodes(agent, env, state, key, episodes))
     return jax.jit(fn)
-
-
-def fused_eval_metrics(evaluate: Any, states: Any, seeds: list[int], env_step: int) -> list:
-    """Per-seed eval/ metrics of the vmapped states at `env_step`."""
-    keys = jnp.stack([eval_key(s, env_step) for s in seeds])
-    returns, lengths = jax.device_get(evaluate(states, keys))
-    return [
-        EvalResult(np.asarray(r, np.float64), np.asarray(n), None).metrics()
-        for r, n in zip(returns, lengths, strict=True)
-    ]
 
 
 # ----------------------------------------------------------------------------- host envs

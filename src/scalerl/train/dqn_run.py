@@ -37,7 +37,8 @@ from scalerl.envs.jax_envs import JaxEnv, is_jax_env, make_jax_env
 from scalerl.errors import ConfigError
 from scalerl.train import algo_run, dqn_fused
 from scalerl.train.checkpoint import load_checkpoint, save_checkpoint
-from scalerl.train.dqn_evaluate import fused_eval_metrics, make_fused_eval
+from scalerl.train.dqn_evaluate import make_fused_eval
+from scalerl.train.jax_episodes import fused_eval_metrics
 from scalerl.train.logging import Logger
 from scalerl.train.ppo_fused import summarize
 from scalerl.train.ppo_run import progress_line

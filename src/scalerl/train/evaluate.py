@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import jax
@@ -12,6 +13,7 @@ import numpy as np
 from scalerl.agents.actor_critic import ActorCritic
 from scalerl.agents.state import SACState
 from scalerl.envs import env_info, make_env
+from scalerl.envs.jax_envs import is_jax_env, make_jax_env
 from scalerl.errors import ConfigError
 from scalerl.train.checkpoint import load_checkpoint
 from scalerl.train.setup import CHECKPOINT_NAME, build_agent, read_config
@@ -79,15 +81,27 @@ def _result(results: list[tuple]) -> EvalResult:
 def load_run_agent(run_dir: Path) -> tuple[ActorCritic, SACState, dict]:
     """Rebuild a run's agent from config.json and restore its checkpoint."""
     cfg = read_config(run_dir)
-    probe = make_env(
-        cfg.env, cfg.seed, action_repeat=cfg.action_repeat, max_episode_steps=cfg.max_episode_steps
-    )
-    obs_dim, action_dim = env_info(probe)
-    probe.close()
+    if is_jax_env(cfg.env):
+        env = make_jax_env(cfg.env, cfg.max_episode_steps)
+        obs_dim, action_dim = env.obs_dim, env.num_actions
+    else:
+        probe = make_env(cfg.env, cfg.seed, action_repeat=cfg.action_repeat,
+                         max_episode_steps=cfg.max_episode_steps)  # fmt: skip
+        obs_dim, action_dim = env_info(probe)
+        probe.close()
     sac = build_agent(cfg, obs_dim, action_dim)
     template = sac.init(jax.random.PRNGKey(cfg.seed))
     state, meta = load_checkpoint(Path(run_dir) / CHECKPOINT_NAME, template)
     return sac, state, meta
+
+
+def video_policy(run_dir: Path) -> tuple[Any, int]:
+    """(jitted deterministic policy, observations (B, d_o) -> actions (B, d_a), checkpoint's
+    env_step) of a SAC/TD3/DDPG run (`scalerl evaluate --video` on a gymnax id)."""
+    sac, state, meta = load_run_agent(run_dir)
+    key = jax.random.PRNGKey(0)
+    act = jax.jit(lambda obs: sac.act(state, obs, key, deterministic=True))
+    return act, int(meta.get("env_step", 0))
 
 
 SEPARATE_EVALUATORS = {
@@ -117,6 +131,8 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> 
         raise ConfigError(f"episodes must be >= 1, got {episodes}; fix --episodes")
     cfg = read_config(run_dir)
     sac, state, _ = load_run_agent(run_dir)
+    if is_jax_env(cfg.env):
+        return _jax_episodes(cfg, sac, state, episodes, cfg.seed if seed is None else seed)
     env = make_env(
         cfg.env,
         cfg.seed if seed is None else seed,
@@ -125,3 +141,14 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int | None = None) -> 
     )
     states = jax.tree_util.tree_map(lambda x: x[None], state)
     return evaluate_batch([env], make_policy(sac), states, episodes)[0]
+
+
+def _jax_episodes(cfg: Any, sac: ActorCritic, state: SACState, episodes: int, seed: int):
+    """`episodes` deterministic episodes of a gymnax run, played in parallel (`jax_episodes`)."""
+    from scalerl.train.ac_fused import make_eval
+    from scalerl.train.jax_episodes import eval_key
+
+    env = make_jax_env(cfg.env, cfg.max_episode_steps)
+    states = jax.tree_util.tree_map(lambda x: x[None], state)
+    returns, lengths = make_eval(sac, env, episodes)(states, eval_key(seed, 0)[None])
+    return EvalResult(np.asarray(returns[0], np.float64), np.asarray(lengths[0]), None)

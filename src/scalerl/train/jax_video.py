@@ -64,7 +64,7 @@ def episode_states(
 ) -> list[Any]:
     """Environment states of `episodes` episodes of `act`: each reset state and the state after
     every step (one frame each), stopping early once `max_frames` states are collected."""
-    step = jax.jit(lambda k, s, a: env.env.step_env(k, s, env._env_action(a), env.params))
+    step = jax.jit(env._advance)  # termination and the time limit (gymnax's is_truncated)
     reset = jax.jit(env.reset)
     states: list[Any] = []
     for _ in range(episodes):
@@ -74,9 +74,10 @@ def episode_states(
         done = False
         while not done and (max_frames is None or len(states) < max_frames):
             key, step_key = jax.random.split(key)
-            obs, state, _, done, _ = step(step_key, state, act(obs.reshape(-1)))
+            state, out = step(step_key, state, act(obs.reshape(-1)))
+            obs = out.obs
             states.append(state)
-            done = bool(done)
+            done = bool(out.terminated | out.truncated)
         if max_frames is not None and len(states) >= max_frames:
             break
     return states

@@ -503,20 +503,23 @@ class MeanAccumulator:
     def __init__(self) -> None:
         """Creates an empty accumulator."""
         self._sums: dict[str, float] = {}
-        self._counts: dict[str, int] = {}
+        self._counts: dict[str, float] = {}
 
-    def add(self, metrics: Mapping[str, float | np.ndarray]) -> None:
+    def add(self, metrics: Mapping[str, float | np.ndarray], weight: float = 1) -> None:
         """Adds one value per key.
 
         Args:
             metrics: Scalars or arrays (numpy or jax) by key.
+            weight: How many values each one stands for (e.g. the mean of that many episodes).
         """
+        if weight <= 0:
+            return
         for key, value in metrics.items():
             if key.startswith("_"):
                 continue
             scalar = float(np.mean(np.asarray(value, dtype=np.float64)))
-            self._sums[key] = self._sums.get(key, 0.0) + scalar
-            self._counts[key] = self._counts.get(key, 0) + 1
+            self._sums[key] = self._sums.get(key, 0.0) + scalar * weight
+            self._counts[key] = self._counts.get(key, 0) + weight
 
     def means(self) -> dict[str, float]:
         """Returns the mean of every key added since the last reset."""
@@ -529,7 +532,7 @@ class MeanAccumulator:
     def load_state(self, state: dict[str, dict]) -> None:
         """Replace the accumulated values by a saved :meth:`state`."""
         self._sums = {k: float(v) for k, v in state["sums"].items()}
-        self._counts = {k: int(v) for k, v in state["counts"].items()}
+        self._counts = {k: float(v) for k, v in state["counts"].items()}
 
     def reset(self) -> None:
         """Forgets everything added so far."""

@@ -29,8 +29,10 @@ from scalerl.buffers.replay import Transition, replay_init
 from scalerl.config import TrainConfig, seed_list
 from scalerl.datasets import Dataset
 from scalerl.envs import env_info, make_env, make_vector_env
+from scalerl.envs.jax_envs import is_jax_env
 from scalerl.errors import CheckpointError, ScalerlError, TrainingError
 from scalerl.offline.finetune import initial_state, load_preload, preload_buffer, preload_rows
+from scalerl.train.ac_fused_run import resume_fused, train_fused
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.evaluate import evaluate_batch, make_policy
@@ -272,6 +274,8 @@ def train_seeds(cfg: TrainConfig) -> list[Path]:
     """
     cfg = resolve(cfg)
     enable_compilation_cache()
+    if is_jax_env(cfg.env):
+        return train_fused(cfg)
     run, first = _start_fresh(cfg)
     return _execute(run, lambda: first)
 
@@ -307,6 +311,8 @@ def resume(run_dirs: list[Path]) -> list[Path]:
     seeds = ",".join(str(c.seed) for c in cfgs)
     cfg = dataclasses.replace(cfgs[0], seeds=seeds if len(cfgs) > 1 else None, num_seeds=1)
     enable_compilation_cache()
+    if is_jax_env(cfg.env):
+        return resume_fused(cfg, cfgs, list(run_dirs))
     run = _open_run(cfg, list(run_dirs))
     return _execute(run, lambda: _setup(run, _restore))
 

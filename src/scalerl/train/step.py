@@ -35,21 +35,30 @@ StepFn = Callable[
 def make_train_step(
     sac: ActorCritic, num_updates: int, random_action: bool, num_envs: int = 1
 ) -> StepFn:
-    """A jitted step, vmapped over a leading seed axis, for a fixed number of updates and action
-    source (both static).
+    """`train_step` jitted and vmapped over a leading seed axis; the state and the buffer are
+    donated. Every argument and result carries the seed axis (S >= 1)."""
+    return jax.jit(jax.vmap(train_step(sac, num_updates, random_action, num_envs)),
+                   donate_argnums=(0, 1))  # fmt: skip
+
+
+def train_step(
+    sac: ActorCritic, num_updates: int, random_action: bool, num_envs: int = 1
+) -> StepFn:
+    """One seed's loop step after the environments moved, for a fixed number of updates and
+    action source (both static). Pure; the host loop vmaps and jits it (`make_train_step`) and
+    the fused loop of JAX-native environments scans it (`train.ac_fused`).
 
     Args:
         sac: the agent.
         num_updates: gradient updates in this step (0 during warm-up).
         random_action: act uniformly at random in [-1, 1] instead of with the policy.
         num_envs: environments per seed; above 1, transitions, observations and actions carry an
-            axis of that length after the seed axis (and the state N running returns, see
+            axis of that length (and the state N running returns, see
             `train.vector.with_env_axis`).
 
     Returns:
-        step(state, buffer, transition, next_obs) -> (state, buffer, action, metrics), every
-        argument and result with a leading seed axis (S >= 1). `next_obs` is the observation to
-        act on (the reset observation after an episode end).
+        step(state, buffer, transition, next_obs) -> (state, buffer, action, metrics). `next_obs`
+        is the observation to act on (the reset observation after an episode end).
     """
     add = replay_add if num_envs == 1 else replay_add_batch
     action_shape = (sac.action_dim,) if num_envs == 1 else (num_envs, sac.action_dim)
@@ -75,7 +84,7 @@ def make_train_step(
             state, action = sac.explore(state, next_obs, act_key, done)
         return state, buffer, action, metrics
 
-    return jax.jit(jax.vmap(step), donate_argnums=(0, 1))
+    return step
 
 
 class UpdateSchedule:

@@ -348,15 +348,15 @@ def _ppo_playback(run_dir: Path) -> RunPlayback:
 
 
 def _own_loop_run(run_dir: Path | str) -> tuple[str, str] | None:
-    """(algorithm, env id) of a run that `_record_own_loop_run` records: PPO on a JAX-native
-    id, DQN and PQN on any id; None for other runs."""
+    """(algorithm, env id) of a run that `_record_own_loop_run` records: any run on a
+    JAX-native id (SAC, TD3 and DDPG as "sac"), DQN and PQN on any id; None for other runs."""
     from scalerl.envs.jax_envs import is_jax_env
     from scalerl.train.algo_run import config_fields
 
     fields = config_fields(Path(run_dir))
     algo, env = fields.get("algo"), str(fields.get("env", ""))
-    if algo in ("dqn", "pqn") or (algo == "ppo" and is_jax_env(env)):
-        return algo, env
+    if algo in ("dqn", "pqn") or is_jax_env(env):
+        return algo or "sac", env
     return None
 
 
@@ -422,7 +422,7 @@ def _record_own_loop_run(
     seed: int | None,
     frames_args: tuple[int, int, tuple[int, int], int | None],
 ) -> Path:
-    """`record_run` of a PPO run on a JAX-native id or of a DQN/PQN run: JAX-native ids render
+    """`record_run` of a run on a JAX-native id or of a DQN/PQN run: JAX-native ids render
     through `jax_video`, the others through Gymnasium's or ALE's renderer."""
     import importlib
 
@@ -431,7 +431,8 @@ def _record_own_loop_run(
     from scalerl.train.evaluate import SEPARATE_EVALUATORS
     from scalerl.train.jax_video import jax_frames
 
-    act, env_step = importlib.import_module(SEPARATE_EVALUATORS[algo]).video_policy(run_dir)
+    module = SEPARATE_EVALUATORS.get(algo, "scalerl.train.evaluate")
+    act, env_step = importlib.import_module(module).video_policy(run_dir)
 
     def policy(obs: np.ndarray) -> np.ndarray:
         return np.asarray(act(np.asarray(obs)[None]))[0]
@@ -460,7 +461,7 @@ def record_run(
     """Records deterministic-policy episodes of a saved run (``scalerl evaluate RUN --video``).
 
     Works for off-policy runs and PPO runs on Gymnasium/DMC/MuJoCo ids (rendered through
-    ``make_env``); PPO, DQN and PQN runs on Craftax-Classic and the gymnax ids with a renderer
+    ``make_env``); runs on Craftax-Classic and the gymnax ids with a renderer
     (``scalerl.train.jax_video``; other gymnax ids raise ``ConfigError``); DQN and PQN runs on
     ``ale:`` ids (the full-colour screen) and discrete Gymnasium ids. DQN and PQN play greedily.
 
