@@ -124,7 +124,8 @@ def test_seed_k_of_a_vmapped_run_equals_the_single_run():
         return learn(states, carries, np.int32(5))[0]
 
     pair, single = run([0, 1]), run([1])
-    for a, b in zip(jax.tree.leaves(pair.critic.params), jax.tree.leaves(single.critic.params)):
+    leaves = jax.tree.leaves(pair.critic.params), jax.tree.leaves(single.critic.params)
+    for a, b in zip(*leaves, strict=True):
         np.testing.assert_allclose(a[1], b[0], rtol=1e-5, atol=1e-6)
 
 
@@ -158,7 +159,9 @@ def test_a_run_logs_evaluates_intervenes_and_checkpoints(reference):
     assert steps("train/resets") == [129, 199]  # step t >= 60 has made t - 59 updates
     assert steps("health/critic/dormant_0.1") == [100, 200]
     assert all(-2000 < r["value"] < 0 for r in rows if r["metric"] == "eval/return")
-    assert (reference / "checkpoint.msgpack").exists() and (reference / "learning_curve.png").exists()
+    assert (reference / "checkpoint.msgpack").exists() and (
+        reference / "learning_curve.png"
+    ).exists()
 
 
 def test_a_killed_run_resumes_to_the_uninterrupted_result(reference, tmp_path, monkeypatch):
@@ -190,3 +193,24 @@ def test_evaluate_and_video_of_a_gymnax_run(reference, tmp_path):
     assert np.all((-2000 < result.returns) & (result.returns < 0))
     out = record_run(reference, out=tmp_path / "p.gif", max_frames=4, width=64, height=48)
     assert out.exists() and out.stat().st_size > 0
+
+
+@pytest.mark.slow  # about a minute on 2 cores: 6,000 agent steps of two vmapped seeds
+def test_sac_mlp_learns_gymnax_pendulum(tmp_path):
+    args = ["train", "--env", "gymnax:Pendulum-v1", "--agent", "mlp", "--env-steps", "6000",
+            "--warmup-steps", "1000", "--eval-every", "6000", "--eval-episodes", "5",
+            "--seeds", "0-1", "--run-root", str(tmp_path), "--name", "p", "--no-progress",
+            "--no-tensorboard"]  # fmt: skip
+    assert main(args) == 0
+    for seed in (0, 1):
+        rows = read_metrics_csv(tmp_path / f"p-s{seed}" / "metrics.csv")
+        returns = [r["value"] for r in rows if r["metric"] == "eval/return"]
+        assert returns[0] < -1000 and returns[-1] > -400  # measured: -216 and -145
+
+
+def test_init_from_a_run_with_two_environments(reference, tmp_path):
+    extra = ["--env-steps", "80", "--warmup-steps", "20", "--num-envs", "2", "--eval-every", "80",
+             "--reset", "none", "--init-from", str(reference)]  # fmt: skip
+    assert main(["train", *ARGS, *extra, "--run-root", str(tmp_path), "--name", "warm"]) == 0
+    rows = read_metrics_csv(tmp_path / "warm" / "metrics.csv")
+    assert [r["env_step"] for r in rows if r["metric"] == "eval/return"] == [0, 80]

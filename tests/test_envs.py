@@ -424,7 +424,10 @@ def test_default_gl_backend(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("env_id", "fix"),
-    [("ale:Pong", "use --algo dqn or --algo pqn"), ("gymnax:CartPole-v1", "--algo dqn")],
+    [
+        ("ale:Pong", "use --algo dqn or --algo pqn"),
+        ("gymnax:CartPole-v1", "--algo ppo, dqn or pqn"),
+    ],
 )
 def test_discrete_ids_for_sac_name_the_algo(env_id: str, fix: str, tmp_path, capsys) -> None:
     with pytest.raises(EnvError, match=fix):

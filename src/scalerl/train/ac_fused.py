@@ -14,6 +14,7 @@ equals the single run with seed k.
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import flax.struct
 import jax
@@ -25,6 +26,7 @@ from scalerl.agents.state import SACState
 from scalerl.buffers.replay import ReplayState, Transition, replay_init
 from scalerl.envs.jax_envs import JaxEnv
 from scalerl.errors import ConfigError
+from scalerl.offline.finetune import initial_state
 from scalerl.train.jax_episodes import play_episodes
 from scalerl.train.ppo_fused import EnvCarry, env_init, episode_tally
 from scalerl.train.step import train_step
@@ -74,11 +76,18 @@ def loop_init(sac: ActorCritic, env: JaxEnv, key: jax.Array, num_envs: int, capa
 
 
 def init_seeds(
-    sac: ActorCritic, env: JaxEnv, seeds: list[int], num_envs: int, capacity: int
+    sac: ActorCritic,
+    env: JaxEnv,
+    seeds: list[int],
+    num_envs: int,
+    capacity: int,
+    init_from: Path | None = None,
 ) -> tuple[SACState, LoopCarry]:
-    """Agent states (`ActorCritic.init` of the seed's key) and loop carries, stacked by seed."""
+    """Agent states (`ActorCritic.init` of the seed's key, or `--init-from`'s networks) and
+    loop carries, stacked by seed."""
     keys = [jax.random.PRNGKey(s) for s in seeds]
-    states = with_env_axis(sac.init_many(jnp.stack(keys)), num_envs)
+    states = initial_state(sac, sac.init_many(jnp.stack(keys)), init_from, None)
+    states = with_env_axis(states, num_envs)
     carries = [loop_init(sac, env, jax.random.fold_in(k, ENV_STREAM), num_envs, capacity)
                for k in keys]  # fmt: skip
     # Through numpy: strongly typed leaves, as the jitted chunk returns them (a weakly typed

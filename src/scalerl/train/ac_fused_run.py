@@ -29,7 +29,6 @@ from scalerl.analysis.plots import plot_learning_curve
 from scalerl.config import TrainConfig
 from scalerl.envs.jax_envs import JaxEnv, make_jax_env
 from scalerl.errors import CheckpointError, ConfigError, TrainingError
-from scalerl.offline.finetune import initial_state
 from scalerl.train import ac_fused
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.hooks import Hooks, crossed
@@ -298,8 +297,7 @@ def _initial(run: FusedRun) -> tuple[SACState, ac_fused.LoopCarry]:
     cfg = run.cfg
     with run.profiler.phase("setup"):
         states, carries = ac_fused.init_seeds(run.sac, run.env, run.seeds, cfg.num_envs,
-                                              replay_capacity(cfg))  # fmt: skip
-        states = initial_state(run.sac, states, cfg.init_from, None)
+                                              replay_capacity(cfg), cfg.init_from)  # fmt: skip
     run.evaluate(states, 0)
     return states, carries
 
