@@ -157,7 +157,7 @@ def suite_preset(env_id: str) -> SuitePreset:
     Raises:
         EnvError: If the id cannot be parsed.
     """
-    if env_id.startswith(JAX_PREFIXES):  # gymnax ids (continuous ones train SAC, TD3, DDPG)
+    if env_id.startswith(JAX_PREFIXES[0]):  # gymnax: ids (continuous ones train SAC, TD3, DDPG)
         from scalerl.envs.jax_envs import episode_limit
 
         return SuitePreset("gymnax", action_repeat=1, max_episode_steps=episode_limit(env_id),

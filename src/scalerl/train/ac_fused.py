@@ -158,13 +158,8 @@ def chunk_fn(sac: ActorCritic, env: JaxEnv, shape: tuple[int, int], warm: bool, 
         def body(_, c):
             s, lc, m_sum, s_sum = c
             s, lc, m, st = one_round(s, lc)
-            add = lambda a, b: a + b  # noqa: E731
-            return (
-                s,
-                lc,
-                jax.tree_util.tree_map(add, m_sum, m),
-                jax.tree_util.tree_map(add, s_sum, st),
-            )
+            m_sum, s_sum = jax.tree_util.tree_map(jnp.add, (m_sum, s_sum), (m, st))
+            return s, lc, m_sum, s_sum
 
         return jax.lax.fori_loop(0, rounds, body, (state, carry, *zeros))
 

@@ -112,7 +112,7 @@ class Schedule:
     def next_chunk(self, done: int) -> int:
         """Rounds until the next point with host work (see the module docstring)."""
         cfg, per, pc = self.cfg, self.per_round, self.cfg.agent.plasticity
-        ends = [self.total, self.warm if done < self.warm else self.total]
+        ends = [self.total] + ([self.warm] if done < self.warm else [])
         for every in (cfg.log_every, cfg.eval_every, cfg.checkpoint_every, cfg.health_every):
             if every > 0:
                 ends.append(-(-(done * per // every + 1) * every // per))
