@@ -226,6 +226,11 @@ def summarise(parts: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+VECTOR_FLAGS = ("avx", "amx", "fma", "f16c")
+"""Prefixes of the CPU flags XLA may compile for: machines that differ in any of them (e.g.
+AVX-512 FP16 or AMX on Sapphire Rapids) may differ in the last bit."""
+
+
 def platform_key() -> str:
     """jax/jaxlib versions, CPU architecture and the vector extensions XLA compiles for."""
     flags = ""
@@ -233,7 +238,7 @@ def platform_key() -> str:
         text = Path("/proc/cpuinfo").read_text()
         line = next(x for x in text.splitlines() if x.startswith("flags"))
         have = set(line.split(":", 1)[1].split())
-        flags = ",".join(f for f in ("avx", "avx2", "fma", "avx512f", "avx512bw") if f in have)
+        flags = ",".join(sorted(f for f in have if f.startswith(VECTOR_FLAGS)))
     except (OSError, StopIteration):
         pass
     import jaxlib
