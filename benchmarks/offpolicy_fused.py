@@ -1,19 +1,22 @@
 """Agent steps per second of SAC on a JAX-native id (fused loop) against the host loop.
 
-The same `scalerl train` run twice: on `gymnax:Pendulum-v1`, where the environments step inside
-the jitted program (`scalerl.train.ac_fused`), and on Gymnasium's `Pendulum-v1`, where Python
-steps them and calls one jitted step per vector step (`scalerl.train.loop`). The rate is the
-median of the runs' `perf/env_steps_per_s` after the warm-up (compilation excluded), in agent
-steps (transitions) per second. Prints one JSON line per (agent, num_envs) with the ratio
-fused / host.
+The same `scalerl train` run twice: on a JAX-native id, where the environments step inside the
+jitted program (`scalerl.train.ac_fused`), and on its Gymnasium counterpart, where Python steps
+them and calls one jitted step per vector step (`scalerl.train.loop`): `gymnax:Pendulum-v1` vs
+`Pendulum-v1`, and Brax's `brax:inverted_pendulum-positional` vs MuJoCo's `InvertedPendulum-v5`.
+The rate is the median of the runs' `perf/env_steps_per_s` after the warm-up (compilation
+excluded), in agent steps (transitions) per second. Prints one JSON line per (task, agent,
+num_envs) with the ratio fused / host.
 
     python benchmarks/offpolicy_fused.py                      # mlp and small SimbaV2, N = 1 and 128
     python benchmarks/offpolicy_fused.py --agents mlp --num-envs 1 --updates 2000
+    python benchmarks/offpolicy_fused.py --tasks inverted_pendulum --agents mlp
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import tempfile
@@ -27,6 +30,12 @@ AGENTS = {
     "mlp": lambda: agent_preset("mlp"),
     "simbav2-small": lambda: replace(agent_preset("simbav2"), critic_width=128, actor_width=64),
 }
+
+TASKS = {
+    "pendulum": ("gymnax:Pendulum-v1", "Pendulum-v1"),
+    "inverted_pendulum": ("brax:inverted_pendulum-positional", "InvertedPendulum-v5"),
+}
+"""Task -> (fused JAX-native id, host-loop Gymnasium id)."""
 
 
 def rate(run_dir: Path, warmup: int) -> float:
@@ -55,19 +64,20 @@ def measure(env: str, agent: str, num_envs: int, updates: int, root: Path) -> fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["pendulum"], choices=list(TASKS))
     parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=list(AGENTS))
     parser.add_argument("--num-envs", nargs="+", type=int, default=[1, 128])
     parser.add_argument("--updates", type=int, default=2000, help="timed updates per run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        for agent in args.agents:
-            for n in args.num_envs:
-                fused = measure("gymnax:Pendulum-v1", agent, n, args.updates, Path(tmp))
-                host = measure("Pendulum-v1", agent, n, args.updates, Path(tmp))
-                line = {"agent": agent, "num_envs": n, "updates_per_vector_step": 2,
-                        "fused_steps_per_s": round(fused, 1), "host_steps_per_s": round(host, 1),
-                        "ratio": round(fused / host, 2)}  # fmt: skip
-                print(json.dumps(line), flush=True)
+        for task, agent, n in itertools.product(args.tasks, args.agents, args.num_envs):
+            fused_id, host_id = TASKS[task]
+            fused = measure(fused_id, agent, n, args.updates, Path(tmp))
+            host = measure(host_id, agent, n, args.updates, Path(tmp))
+            line = {"task": task, "agent": agent, "num_envs": n, "updates_per_vector_step": 2,
+                    "fused_steps_per_s": round(fused, 1), "host_steps_per_s": round(host, 1),
+                    "ratio": round(fused / host, 2)}  # fmt: skip
+            print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from scalerl.envs.listing import SUITES, EnvStatus, list_envs, main_envs, suite_
 from scalerl.errors import EnvError
 
 TASKS = [(name, task) for name, suite in SUITES.items() for task in suite.tasks]
-JAX_SUITES = ("gymnax", "craftax")  # JAX-native, no Gymnasium interface (tests/test_jax_envs.py)
+JAX_SUITES = ("gymnax", "craftax", "brax")  # JAX-native, no Gymnasium interface
 GYM_TASKS = [
     (name, task) for name, task in TASKS if name not in (*JAX_SUITES, "ale")
 ]  # ale: tests/test_ale.py

@@ -133,8 +133,8 @@ class PPOTrainConfig:
     algo: Literal["ppo"] = "ppo"
     """Algorithm (PPO; the off-policy algorithms have their own options: scalerl train --help)."""
     env: str = "gymnax:CartPole-v1"
-    """Environment id: gymnax:<id> or craftax:Craftax-Classic-Symbolic-v1 (fully jitted), or a
-    Gymnasium/DMC/MuJoCo id (host loop over a Gymnasium vector env)."""
+    """Environment id: gymnax:<id>, craftax:Craftax-Classic-Symbolic-v1 or brax:<env> (fully
+    jitted), or a Gymnasium/DMC/MuJoCo id (host loop over a Gymnasium vector env)."""
     seed: int = 0
     """Random seed (network init, sampling, environments)."""
     seeds: str | None = None

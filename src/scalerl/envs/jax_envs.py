@@ -1,7 +1,8 @@
-"""JAX-native environments (gymnax, Craftax-Classic) as pure reset/step functions.
+"""JAX-native environments (gymnax, Craftax-Classic, Brax) as pure reset/step functions.
 
 Ids: `gymnax:<id>` (every id of `gymnax.registered_envs`, e.g. gymnax:CartPole-v1,
-gymnax:Breakout-MinAtar) and `craftax:Craftax-Classic-Symbolic-v1`. Every step resets finished
+gymnax:Breakout-MinAtar), `craftax:Craftax-Classic-Symbolic-v1` and `brax:<env>[-<backend>]`
+(see `scalerl.envs.brax_env`). Every step resets finished
 episodes automatically and reports `terminated` (a true end: no bootstrap) and `truncated`
 (the time limit: bootstrap from `final_obs`) separately. Observations are flattened to float32
 vectors; continuous actions are taken in [-1, 1] and rescaled to the space's bounds.
@@ -17,6 +18,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from scalerl.envs.brax_env import (
+    BRAX_EPISODE_STEPS,
+    BRAX_INSTALL,
+    BRAX_PREFIX,
+    make_brax,
+    parse_brax_id,
+)
 from scalerl.errors import EnvError
 
 GYMNAX_PREFIX = "gymnax:"
@@ -26,9 +34,10 @@ CRAFTAX_IDS = ("Craftax-Classic-Symbolic-v1",)
 CRAFTAX_RESET_RATIO = 16
 """Craftax environments per generated new world in a batched step (the Craftax baselines' 16)."""
 INSTALL = {
-    "gymnax": 'pip install "scalerl[gymnax]" (gymnax 1.0.1 and six)',
-    "craftax": 'pip install "scalerl[craftax]" (craftax 1.6.1)',
-    "craftax.craftax_env": 'pip install "scalerl[craftax]" (craftax 1.6.1)',
+    "gymnax": 'pip install -e ".[gymnax]" in a checkout (gymnax 1.0.1 and six)',
+    "craftax": 'pip install -e ".[craftax]" in a checkout (craftax 1.6.1)',
+    "craftax.craftax_env": 'pip install -e ".[craftax]" in a checkout (craftax 1.6.1)',
+    "brax": BRAX_INSTALL,
 }
 GYMNAX_IDS = (
     "CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
@@ -47,13 +56,28 @@ GYMNAX_CONTINUOUS = (
 
 
 def is_jax_env(env_id: str) -> bool:
-    """Whether `env_id` names a JAX-native environment (gymnax: or craftax: prefix)."""
-    return env_id.startswith((GYMNAX_PREFIX, CRAFTAX_PREFIX))
+    """Whether `env_id` names a JAX-native environment (gymnax:, craftax: or brax: prefix)."""
+    return env_id.startswith((GYMNAX_PREFIX, CRAFTAX_PREFIX, BRAX_PREFIX))
 
 
 def is_continuous_jax_env(env_id: str) -> bool:
-    """Whether `env_id` is a gymnax id with continuous actions (`GYMNAX_CONTINUOUS`)."""
+    """Whether `env_id` is a brax: id or a gymnax id with continuous actions."""
+    if env_id.startswith(BRAX_PREFIX):
+        return True
     return env_id.startswith(GYMNAX_PREFIX) and env_id[len(GYMNAX_PREFIX) :] in GYMNAX_CONTINUOUS
+
+
+def validate_jax_id(env_id: str) -> None:
+    """Raise EnvError for a JAX-native id whose name is unknown (without importing its package)."""
+    if env_id.startswith(BRAX_PREFIX):
+        parse_brax_id(env_id)
+        return
+    prefix, known = (
+        (GYMNAX_PREFIX, GYMNAX_IDS) if env_id.startswith(GYMNAX_PREFIX) else
+        (CRAFTAX_PREFIX, CRAFTAX_IDS)
+    )  # fmt: skip
+    if env_id[len(prefix) :] not in known:
+        raise EnvError(f"unknown id {env_id!r}; choose one of: {', '.join(known)}")
 
 
 @dataclass(frozen=True)
@@ -80,7 +104,7 @@ class JaxEnv:
 
     Attributes:
         env_id: the scalerl id.
-        env: the gymnax / Craftax environment object.
+        env: the gymnax / Craftax environment object (or a Brax env behind `BraxAdapter`).
         params: its environment parameters.
         obs_dim: size of the flattened observation.
         discrete: discrete actions (else continuous in [-1, 1]).
@@ -185,19 +209,24 @@ def _import(module: str, env_id: str) -> Any:
 
 
 def make_jax_env(env_id: str, max_episode_steps: int | None = None) -> JaxEnv:
-    """The JAX-native environment of a `gymnax:` or `craftax:` id.
+    """The JAX-native environment of a `gymnax:`, `craftax:` or `brax:` id.
 
     Args:
         env_id: the id.
-        max_episode_steps: a gymnax episode limit replacing the environment's own (None keeps it).
+        max_episode_steps: a gymnax or Brax episode limit replacing the environment's own (None
+            keeps it).
 
     Raises:
         EnvError: unknown id or missing package.
     """
     if env_id.startswith(CRAFTAX_PREFIX):
         return _make_craftax(env_id)
+    if env_id.startswith(BRAX_PREFIX):
+        return _wrap(env_id, *make_brax(env_id, max_episode_steps))
     if not env_id.startswith(GYMNAX_PREFIX):
-        raise EnvError(f"{env_id!r} is not a JAX-native id; use gymnax:<id> or craftax:<id>")
+        raise EnvError(
+            f"{env_id!r} is not a JAX-native id; use gymnax:<id>, craftax:<id> or brax:<env>"
+        )
     gymnax = _import("gymnax", env_id)
     name = env_id[len(GYMNAX_PREFIX) :]
     if name not in gymnax.registered_envs:
@@ -210,15 +239,17 @@ def make_jax_env(env_id: str, max_episode_steps: int | None = None) -> JaxEnv:
 
 
 def episode_limit(env_id: str) -> int:
-    """The episode limit (steps) of a gymnax id's default parameters."""
+    """The episode limit (steps) of a gymnax or Brax id's default parameters."""
+    if env_id.startswith(BRAX_PREFIX):
+        return BRAX_EPISODE_STEPS
     return int(make_jax_env(env_id).params.max_steps_in_episode)
 
 
 def _wrap(
     env_id: str, env: Any, params: Any, info_keys: tuple[str, ...] = (), reset_ratio: int = 1
 ) -> JaxEnv:
-    obs, _ = env.reset_env(jax.random.PRNGKey(0), params)
-    obs_dim = int(jnp.asarray(obs).size)
+    obs, _ = jax.eval_shape(env.reset_env, jax.random.PRNGKey(0), params)
+    obs_dim = int(obs.size)
     space = env.action_space(params)
     if hasattr(space, "n"):
         return JaxEnv(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -11,6 +13,7 @@ import gymnasium as gym
 import tyro
 
 from scalerl.envs.ale import ALE_IDS, ALE_PREFIX, parse_ale_id
+from scalerl.envs.brax_env import BRAX_ENVS, BRAX_PREFIX
 from scalerl.envs.jax_envs import (
     CRAFTAX_IDS,
     CRAFTAX_PREFIX,
@@ -33,7 +36,7 @@ from scalerl.envs.suites import (
 )
 from scalerl.errors import EnvError
 
-SuiteName = Literal["dmc", "mujoco", "myosuite", "hbench", "ale", "gymnax", "craftax"]
+SuiteName = Literal["dmc", "mujoco", "myosuite", "hbench", "ale", "gymnax", "craftax", "brax"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ SUITES: dict[str, Suite] = {
         ("craftax.craftax_env",), tuple(CRAFTAX_PREFIX + t for t in CRAFTAX_IDS),
         INSTALL["craftax"],
     ),
+    "brax": Suite(
+        "brax", "Brax (JAX-native physics, brax:<env>[-<backend>]; SAC/TD3/DDPG/PPO)", ("brax",),
+        tuple(BRAX_PREFIX + t for t in BRAX_ENVS), INSTALL["brax"],
+    ),
 }  # fmt: skip
 """The suites listed by ``scalerl envs``, in display order."""
 
@@ -112,7 +119,8 @@ def suite_import_error(suite: Suite) -> str | None:
     """Imports the suite's modules; returns ``None`` if all import, else why one did not."""
     for module in suite.modules:
         try:
-            importlib.import_module(module)
+            with contextlib.redirect_stdout(io.StringIO()):  # mujoco.mjx prints a missing warp
+                importlib.import_module(module)
         except Exception as err:  # a broken install can raise anything at import time
             return f"{module}: {_one_line(err)}"
     return None

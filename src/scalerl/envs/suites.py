@@ -16,12 +16,12 @@ DMC_PREFIX = "dmc:"
 """Prefix of DeepMind Control Suite ids: ``dmc:<domain>-<task>``."""
 ALE_PREFIX = "ale:"
 """Prefix of Arcade Learning Environment ids: ``ale:<Game>`` (see `scalerl.envs.ale`)."""
-JAX_PREFIXES = ("gymnax:", "craftax:")
+JAX_PREFIXES = ("gymnax:", "craftax:", "brax:")
 """Prefixes of JAX-native ids, trained by their own loops (not Gymnasium ids)."""
 JAX_ID_HINT = (
     "{env_id!r} is a JAX-native environment with discrete actions: use --algo ppo, dqn or pqn "
     "(SAC, TD3 and DDPG train the continuous gymnax ids: Pendulum-v1, "
-    "MountainCarContinuous-v0, PointRobot-misc, Reacher-misc, Swimmer-misc)"
+    "MountainCarContinuous-v0, PointRobot-misc, Reacher-misc, Swimmer-misc, and brax:<env>)"
 )
 """Message for a discrete JAX-native id given to a continuous-control agent (format with
 env_id)."""
@@ -83,7 +83,7 @@ class SuitePreset:
     """Per-suite environment settings."""
 
     suite: str
-    """Suite name: 'dmc', 'mujoco', 'gym', 'myosuite', 'hbench', 'ale' or 'gymnax'."""
+    """Suite name: 'dmc', 'mujoco', 'gym', 'myosuite', 'hbench', 'ale', 'gymnax' or 'brax'."""
     action_repeat: int
     """Raw environment steps per agent step."""
     max_episode_steps: int
@@ -157,10 +157,11 @@ def suite_preset(env_id: str) -> SuitePreset:
     Raises:
         EnvError: If the id cannot be parsed.
     """
-    if env_id.startswith(JAX_PREFIXES[0]):  # gymnax: ids (continuous ones train SAC, TD3, DDPG)
+    if env_id.startswith(("gymnax:", "brax:")):  # continuous ones train SAC, TD3 and DDPG
         from scalerl.envs.jax_envs import episode_limit
 
-        return SuitePreset("gymnax", action_repeat=1, max_episode_steps=episode_limit(env_id),
+        suite = env_id.split(":")[0]
+        return SuitePreset(suite, action_repeat=1, max_episode_steps=episode_limit(env_id),
                            episodic=True)  # fmt: skip
     suite = suite_of(env_id)
     if suite == "dmc":

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scalerl.errors import ConfigError, EnvError
+from scalerl.errors import ConfigError
 
 SEPARATE_ALGOS = ("ppo",)
 """Algorithms a sweep selects with `--algo` (the off-policy ones need none)."""
@@ -79,14 +79,9 @@ def build_config(
 def check_env(env: str) -> None:
     """Raise EnvError for an env id PPO cannot run (JAX-native ids by name, others by suite)."""
     if is_jax_id(env):
-        from scalerl.envs.jax_envs import CRAFTAX_IDS, CRAFTAX_PREFIX, GYMNAX_IDS, GYMNAX_PREFIX
+        from scalerl.envs.jax_envs import validate_jax_id
 
-        prefix, known = (
-            (GYMNAX_PREFIX, GYMNAX_IDS) if env.startswith(GYMNAX_PREFIX) else
-            (CRAFTAX_PREFIX, CRAFTAX_IDS)
-        )  # fmt: skip
-        if env[len(prefix) :] not in known:
-            raise EnvError(f"unknown id {env!r}; choose one of: {', '.join(known)}")
+        validate_jax_id(env)
         return
     from scalerl.envs.suites import suite_preset
 
@@ -94,8 +89,8 @@ def check_env(env: str) -> None:
 
 
 def is_jax_id(env: str) -> bool:
-    """Whether `env` is a JAX-native id (gymnax:, craftax:), without importing JAX."""
-    return env.startswith(("gymnax:", "craftax:"))
+    """Whether `env` is a JAX-native id (gymnax:, craftax:, brax:), without importing JAX."""
+    return env.startswith(("gymnax:", "craftax:", "brax:"))
 
 
 def is_separate(cfg: Any) -> bool:

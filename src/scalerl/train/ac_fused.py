@@ -1,4 +1,4 @@
-"""Fully jitted SAC, TD3 and DDPG on JAX-native environments (continuous gymnax ids).
+"""Fully jitted SAC, TD3 and DDPG on JAX-native environments (continuous gymnax and Brax ids).
 
 The environments step inside the jitted program: one call runs any number of *rounds* on device,
 vmapped over seeds, with no host round trip per step. A round is `steps` vector steps of the N

@@ -1,4 +1,4 @@
-"""`scalerl train --algo sac|td3|ddpg` on continuous gymnax ids: the fused loop's driver.
+"""`scalerl train --algo sac|td3|ddpg` on continuous gymnax and Brax ids: the fused loop's driver.
 
 All seeds train in one process; every jitted call runs a chunk of rounds (`train.ac_fused`) up to
 the next point where the host has work: a log, evaluation, checkpoint or health point, a reset
@@ -62,7 +62,7 @@ CURVE_NAME = "learning_curve.png"
 
 
 def check_fused(cfg: TrainConfig) -> None:
-    """Raise ConfigError for options the fused loop of a gymnax id cannot honour."""
+    """Raise ConfigError for options the fused loop of a JAX-native id cannot honour."""
     refused = {
         "action_repeat > 1": cfg.action_repeat not in (None, 1),
         "--async-envs": cfg.async_envs,
@@ -72,7 +72,7 @@ def check_fused(cfg: TrainConfig) -> None:
     for option, given in refused.items():
         if given:
             raise ConfigError(
-                f"{option} is not available for {cfg.env}: gymnax ids step inside the jitted "
+                f"{option} is not available for {cfg.env}: JAX-native ids step inside the jitted "
                 "training loop (record videos afterwards with scalerl evaluate RUN --video)"
             )
     ac_fused.round_shape(cfg.utd, cfg.num_envs)
@@ -126,7 +126,7 @@ class Schedule:
 
 @dataclass
 class FusedRun:
-    """All seeds of one job on a gymnax id: agent, environments, loggers and counters."""
+    """All seeds of one job on a JAX-native id: agent, environments, loggers and counters."""
 
     cfg: TrainConfig
     configs: list[TrainConfig]
@@ -303,7 +303,7 @@ def _initial(run: FusedRun) -> tuple[SACState, ac_fused.LoopCarry]:
 
 
 def train_fused(cfg: TrainConfig) -> list[Path]:
-    """Train every seed of the resolved `cfg` (a continuous gymnax id) in the fused loop."""
+    """Train every seed of the resolved `cfg` (a continuous gymnax or Brax id) in the fused loop."""
     check_fused(cfg)
     env, sac = _build(cfg)
     configs = seed_configs(cfg)
