@@ -14,8 +14,9 @@ Three presets, picked from the environment id unless --preset says otherwise:
 * atari (ale:<Game>): Mnih et al. 2015 ("Human-level control through deep reinforcement
   learning", Extended Data Table 1): Nature torso, batch 32, an update every 4 agent steps,
   target copy every 10k updates, ε 1 -> 0.1 over 1M steps, 50k steps before learning, Huber
-  loss; Adam with lr 6.25e-5 and eps 1.5e-4 (Hessel et al. 2018, "Rainbow", Table 1) and a
-  100k buffer (the paper's 1M uint8 frame pairs would need ~56 GB).
+  loss, a 1M-transition replay; Adam with lr 6.25e-5 and eps 1.5e-4 (Hessel et al. 2018,
+  "Rainbow", Table 1). With frame deduplication (`dedup_frames`) the 1M transitions take 14 GB
+  of memory instead of the 56 GB of whole 84x84x4 stack pairs.
 
 Evaluation episodes act ε-greedily with a small ε_eval = 0.05 in every preset: the value of
 Mnih et al. 2015 (Methods, "Evaluation procedure") and of CleanRL's DQN evaluation; Rainbow and
@@ -82,6 +83,9 @@ class DQNConfig:
     """ε of evaluation episodes (Mnih et al. 2015: 0.05; Rainbow/Dopamine: 0.001)."""
     buffer_capacity: int = 10_000
     """Replay capacity in transitions (all environments together)."""
+    dedup_frames: bool = True
+    """ale: ids: keep each stacked frame once in the replay (the newest frame of obs and next_obs,
+    2 frames per transition instead of 8) and rebuild the stacks exactly when sampling."""
     batch_size: int = 128
     """Transitions per gradient update."""
     learning_starts: int = 10_000
@@ -140,7 +144,7 @@ def dqn_preset(name: str) -> DQNConfig:
     if name == "atari":
         return DQNConfig(
             torso="nature", kind="none", loss="huber", target_every=10_000, eps_end=0.1,
-            eps_decay_steps=1_000_000, buffer_capacity=100_000, batch_size=32,
+            eps_decay_steps=1_000_000, buffer_capacity=1_000_000, batch_size=32,
             learning_starts=50_000, train_every=4, lr=6.25e-5, adam_eps=1.5e-4,
         )  # fmt: skip
     raise ConfigError(f"unknown DQN preset {name!r}; choose one of {', '.join(PRESETS)}")

@@ -28,16 +28,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from scalerl.agents.dqn import DQN, DQNState, make_dqn
+from scalerl.buffers.memory import check_memory
 from scalerl.buffers.prioritized import Priorities, priorities_init, priorities_write
 from scalerl.buffers.vec_replay import (
     Step,
     VecReplay,
+    replay_nbytes,
     vec_replay_add,
     vec_replay_init,
     vec_replay_sample,
 )
 from scalerl.config_dqn import DQNTrainConfig, buffer_rows, eval_due, num_rounds, rounds_per_log
 from scalerl.config_dqn import warmup_rounds as warmup
+from scalerl.envs.ale import ALE_PREFIX
 from scalerl.envs.discrete import make_discrete_env
 from scalerl.errors import ConfigError, EnvError
 from scalerl.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
@@ -109,16 +112,22 @@ def host_fns(agent: DQN) -> HostFns:
     return HostFns(jax.jit(act), add, jax.jit(learn), jax.jit(health), jax.jit(agent.act_eval))
 
 
-def empty_replay(agent: DQN, venv: gym.vector.VectorEnv) -> Replay:
-    """A replay shaped like the vector env's observations (uint8 frames stay uint8), and its
-    priorities when prioritised."""
+def empty_replay(agent: DQN, venv: gym.vector.VectorEnv, env_id: str) -> Replay:
+    """A replay shaped like the vector env's observations (uint8 frames stay uint8; Atari
+    stacks deduplicated with `dedup_frames`), and its priorities when prioritised.
+
+    Raises:
+        ConfigError: the buffer would not fit in the memory this machine has available.
+    """
     space = venv.single_observation_space
     n, rows = agent.cfg.num_envs, buffer_rows(agent.cfg)
     obs = jnp.zeros((n, *space.shape), space.dtype)
     zeros = jnp.zeros((n,), jnp.float32)
     example = Step(obs, zeros.astype(jnp.int32), zeros, zeros, zeros, obs)
+    stack = space.shape[-1] if agent.cfg.dedup_frames and env_id.startswith(ALE_PREFIX) else 0
+    check_memory(replay_nbytes(rows, example, stack), "--buffer-capacity")
     pr = priorities_init(rows, n) if agent.cfg.prioritized else None
-    return vec_replay_init(rows, example), pr
+    return vec_replay_init(rows, example, stack), pr
 
 
 def collect(
@@ -210,7 +219,8 @@ class HostRun:
         obs, _ = self.venv.reset(seed=cfg.seed)
         log = np.zeros((num_rounds(cfg) * cfg.agent.train_every, n), np.int32)
         tally = Tally(np.zeros(n), np.zeros(n))
-        return Position(state, empty_replay(self.agent, self.venv), obs, tally, 0, log)
+        replay = empty_replay(self.agent, self.venv, cfg.env)
+        return Position(state, replay, obs, tally, 0, log)
 
     def resume(self) -> None:
         """Continue from the newest resume point (from step 0 when there is none)."""
