@@ -40,6 +40,7 @@ from scalerl.train.progress import FirstCalls, Progress, start_message, summary_
 from scalerl.train.resume import clean_partial_writes
 from scalerl.train.setup import (
     CHECKPOINT_NAME,
+    CURVE_NAME,
     absolute,
     build_agent,
     config_from_dict,
@@ -54,7 +55,6 @@ from scalerl.train.setup import (
 )
 
 OFFLINE_NAME = "offline.json"
-CURVE_NAME = "learning_curve.png"
 
 
 @dataclass

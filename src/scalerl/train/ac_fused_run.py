@@ -28,12 +28,12 @@ from scalerl.agents.state import SACState, take_seed
 from scalerl.analysis.plots import plot_learning_curve
 from scalerl.config import TrainConfig
 from scalerl.envs.jax_envs import JaxEnv, make_jax_env
-from scalerl.errors import CheckpointError, ConfigError, TrainingError
+from scalerl.errors import CheckpointError, ConfigError
 from scalerl.train import ac_fused
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.hooks import Hooks, crossed
 from scalerl.train.jax_episodes import fused_eval_metrics
-from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
+from scalerl.train.logging import Logger, MeanAccumulator, diverged, nonfinite_loss
 from scalerl.train.profile import Profiler
 from scalerl.train.progress import FirstCalls, Progress, start_message, summary_every
 from scalerl.train.resume import (
@@ -46,6 +46,7 @@ from scalerl.train.resume import (
 )
 from scalerl.train.setup import (
     CHECKPOINT_NAME,
+    CURVE_NAME,
     agent_steps,
     build_agent,
     config_to_dict,
@@ -57,8 +58,6 @@ from scalerl.train.setup import (
     write_config,
 )
 from scalerl.train.vector import single_env_view, total_agent_steps
-
-CURVE_NAME = "learning_curve.png"
 
 
 def check_fused(cfg: TrainConfig) -> None:
@@ -235,8 +234,7 @@ class FusedRun:
         path = self.dirs[i] / "checkpoint_nan.msgpack"
         save_checkpoint(path, single_env_view(take_seed(states, i), self.cfg.num_envs),
                         self._meta(i, t))  # fmt: skip
-        raise TrainingError(f"{key} became {means[key]} by env step {t} (seed {self.seeds[i]}); "
-                            f"state saved to {path}; try a lower learning rate")  # fmt: skip
+        raise diverged(key, means[key], t, self.seeds[i], path)
 
     def _train_returns(self) -> list[float]:
         return [acc.means().get("train/episode_return", math.nan) for acc in self.accs]

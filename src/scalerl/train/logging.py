@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from scalerl.errors import ScalerlError
+from scalerl.errors import ScalerlError, TrainingError
 
 CSV_COLUMNS: tuple[str, ...] = ("exp_name", "env_name", "seed", "metric", "env_step", "value")
 """Columns of ``metrics.csv``."""
@@ -489,6 +489,14 @@ class Logger:
 def nonfinite_loss(metrics: Mapping[str, Any]) -> str | None:
     """The first `*_loss` key whose value is NaN or inf, else None."""
     return next((k for k, v in metrics.items() if k.endswith("_loss") and not np.isfinite(v)), None)
+
+
+def diverged(key: str, value: Any, env_step: int, seed: int, saved: Path) -> TrainingError:
+    """The error that stops an online run whose loss `key` became `value` (state at `saved`)."""
+    return TrainingError(
+        f"{key} became {value} at env step {env_step} (seed {seed}); state saved to {saved}; "
+        "try a lower learning rate or check the environment's rewards"
+    )
 
 
 class MeanAccumulator:

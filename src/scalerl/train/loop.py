@@ -30,14 +30,14 @@ from scalerl.config import TrainConfig, seed_list
 from scalerl.datasets import Dataset
 from scalerl.envs import env_info, make_env, make_vector_env
 from scalerl.envs.jax_envs import is_jax_env
-from scalerl.errors import CheckpointError, ScalerlError, TrainingError
+from scalerl.errors import CheckpointError, ScalerlError
 from scalerl.offline.finetune import initial_state, load_preload, preload_buffer, preload_rows
 from scalerl.train.ac_fused_run import resume_fused, train_fused
 from scalerl.train.checkpoint import save_checkpoint
 from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.evaluate import evaluate_batch, make_policy
 from scalerl.train.hooks import Hooks, crossed
-from scalerl.train.logging import Logger, MeanAccumulator, nonfinite_loss
+from scalerl.train.logging import Logger, MeanAccumulator, diverged, nonfinite_loss
 from scalerl.train.profile import Profiler
 from scalerl.train.progress import FirstCalls, Progress, start_message, summary_every
 from scalerl.train.resume import (
@@ -52,6 +52,7 @@ from scalerl.train.resume import (
 )
 from scalerl.train.setup import (
     CHECKPOINT_NAME,
+    CURVE_NAME,
     agent_steps,
     build_agent,
     config_to_dict,
@@ -72,8 +73,6 @@ from scalerl.train.vector import (
     with_env_axis,
 )
 from scalerl.train.video import check_rendering, maybe_record, seed_policy
-
-CURVE_NAME = "learning_curve.png"
 
 
 @dataclass
@@ -597,9 +596,5 @@ def _check_losses(
             row = {k: float(np.mean(v)) for k, v in metrics.items() if not k.startswith("_")}
             seed_run.logger.log(row, t * seed_run.cfg.action_repeat)
         seed_run.checkpoint(take_seed(states, i), t, "checkpoint_nan.msgpack")
-        env_step = t * seed_run.cfg.action_repeat
-        raise TrainingError(
-            f"{key} became {metrics[key]} at env step {env_step} (seed {seed_run.cfg.seed}); "
-            f"state saved to {seed_run.run_dir / 'checkpoint_nan.msgpack'}; try a lower learning "
-            "rate or check the environment's rewards"
-        )
+        saved = seed_run.run_dir / "checkpoint_nan.msgpack"
+        raise diverged(key, metrics[key], t * seed_run.cfg.action_repeat, seed_run.cfg.seed, saved)

@@ -28,6 +28,7 @@ from scalerl.train.logging import Logger
 
 CONFIG_NAME = "config.json"
 CHECKPOINT_NAME = "checkpoint.msgpack"
+CURVE_NAME = "learning_curve.png"
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
