@@ -13,7 +13,6 @@ pending actions, so `scalerl train --resume` continues exactly.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from scalerl.train.resume import (
     counters_from_meta,
     has_resume_point,
     load_resume,
+    restart_note,
     save_resume,
 )
 from scalerl.train.setup import (
@@ -321,9 +321,7 @@ def resume_fused(cfg: TrainConfig, configs: list[TrainConfig], dirs: list[Path])
     for d in dirs:
         clean_partial_writes(d)
     if not any(has_resume_point(d) or (d / CHECKPOINT_NAME).exists() for d in dirs):
-        for d in dirs:
-            print(f"scalerl: {d} has no resume checkpoint yet; restarting it from step 0",
-                  file=sys.stderr)  # fmt: skip
+        restart_note(dirs)
         run.loggers = [open_logger(c, d, -1) for c, d in zip(configs, dirs, strict=True)]
         return _execute(run, lambda: _initial(run))
     return _execute(run, lambda: _restore(run))

@@ -17,7 +17,6 @@ episode tallies exactly.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,7 @@ from scalerl.train.resume import (
     checkpoint_path,
     clean_partial_writes,
     list_checkpoints,
+    restart_note,
 )
 from scalerl.train.setup import CHECKPOINT_NAME
 
@@ -228,8 +228,7 @@ class HostRun:
         pos = self.fresh()
         points = list_checkpoints(self.run_dir)
         if not points:
-            print(f"scalerl: {self.run_dir} has no resume checkpoint yet; restarting it from "
-                  "step 0", file=sys.stderr)  # fmt: skip
+            restart_note([self.run_dir])
             self.run(pos, -1)
             return
         meta = read_checkpoint_meta(points[0])

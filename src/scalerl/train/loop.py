@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +46,7 @@ from scalerl.train.resume import (
     counters_from_meta,
     has_resume_point,
     load_resume,
+    restart_note,
     resume_template,
     save_resume,
 )
@@ -449,9 +449,8 @@ def _restart(run: Run) -> tuple[SACState, Any, np.ndarray, np.ndarray]:
     Everything is a function of the seed, so this reaches the uninterrupted run's result
     exactly; what the killed process logged is dropped.
     """
+    restart_note([seed_run.run_dir for seed_run in run.seeds])
     for seed_run in run.seeds:
-        print(f"scalerl: {seed_run.run_dir} has no resume checkpoint yet; restarting it from "
-              "step 0", file=sys.stderr)  # fmt: skip
         seed_run.logger = open_logger(seed_run.cfg, seed_run.run_dir, -1)
     return _initial(run)
 

@@ -242,11 +242,11 @@ class HostRun:
     def resume(self) -> None:
         """Continue from the newest resume point: agent state from the checkpoint, vector env
         by replaying the action log into freshly seeded environments."""
-        from scalerl.train.ppo_run import _restart_note
+        from scalerl.train.resume import restart_note
 
         step = shared_step([self.run_dir])
         if step is None:
-            _restart_note([self.run_dir])
+            restart_note([self.run_dir])
             self._run(self._fresh(), -1)
             return
         pos = self._fresh()

@@ -9,7 +9,6 @@ layout as off-policy runs, so `scalerl report` reads PPO runs too.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from scalerl.train import algo_run, ppo_fused
 from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.logging import Logger
 from scalerl.train.ppo_checkpoint import load_point, save_point, shared_step
-from scalerl.train.resume import clean_partial_writes
+from scalerl.train.resume import clean_partial_writes, restart_note
 
 DESCRIPTION = (
     "Train PPO (Schulman et al. 2017). JAX-native ids (gymnax:<id>, "
@@ -158,7 +157,7 @@ def resume_fused(
     template = ppo_fused.init_seeds(agent, env, seeds)
     step = shared_step(run_dirs)
     if step is None:
-        _restart_note(run_dirs)
+        restart_note(run_dirs)
         run_cls(cfg, env, agent, run_dirs, seeds).run(*template, 0, resuming=True)
         return run_dirs
     trees, iteration = [], 0
@@ -170,12 +169,6 @@ def resume_fused(
     states, carries = jax.tree_util.tree_map(lambda *xs: jax.device_put(np.stack(xs)), *trees)
     run_cls(cfg, env, agent, run_dirs, seeds).run(states, carries, iteration, resuming=True)
     return run_dirs
-
-
-def _restart_note(run_dirs: list[Path]) -> None:
-    for d in run_dirs:
-        print(f"scalerl: {d} has no resume checkpoint yet; restarting it from step 0",
-              file=sys.stderr)  # fmt: skip
 
 
 def build(cfg: PPOTrainConfig, env: JaxEnv) -> PPO:

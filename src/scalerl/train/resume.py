@@ -160,3 +160,10 @@ class ActionLog:
     def upto(self, t: int) -> np.ndarray:
         """The actions of the loop steps up to agent step t."""
         return self.actions[: t // self.num_envs]
+
+
+def restart_note(run_dirs: list[Path]) -> None:
+    """Say on stderr that runs killed before their first resume point start over from step 0."""
+    for d in run_dirs:
+        print(f"scalerl: {d} has no resume checkpoint yet; restarting it from step 0",
+              file=sys.stderr)  # fmt: skip
