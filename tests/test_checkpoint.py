@@ -155,3 +155,52 @@ def test_non_json_meta_is_refused_before_writing(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="JSON"):
         save_checkpoint(tmp_path / "c.msgpack", {"a": 1}, {"bad": object()})
     assert not list(tmp_path.iterdir())
+
+
+# ---------------------------------------------------------------------- sidecar arrays
+
+
+@pytest.fixture
+def small_sidecars(monkeypatch):
+    """Arrays of 1 KiB and more go to sidecar files."""
+    from scalerl.train import checkpoint
+
+    monkeypatch.setattr(checkpoint, "SIDECAR_BYTES", 1024)
+
+
+def _buffer_tree(fill: int) -> dict:
+    return {"obs": jnp.full((64, 32), fill, jnp.uint8), "ptr": jnp.int32(fill), "w": jnp.ones(4)}
+
+
+def test_large_arrays_round_trip_through_one_sidecar(tmp_path, small_sidecars):
+    from scalerl.train.checkpoint import remove_checkpoint
+
+    path = tmp_path / "step.msgpack"
+    for fill in (3, 7):  # the second save replaces the first one's sidecar
+        save_checkpoint(path, _buffer_tree(fill), {"step": fill})
+        sidecars = list(tmp_path.glob("step.msgpack.*.npy"))
+        assert len(sidecars) == 1 and path.stat().st_size < 1024 <= sidecars[0].stat().st_size
+    tree, meta = load_checkpoint(path, _buffer_tree(0))
+    assert meta["step"] == 7 and int(tree["ptr"]) == 7
+    np.testing.assert_array_equal(tree["obs"], np.full((64, 32), 7, np.uint8))
+    assert isinstance(tree["obs"], jax.Array)
+    remove_checkpoint(path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_sidecar_is_reported_as_corrupt(tmp_path, small_sidecars):
+    path = tmp_path / "step.msgpack"
+    save_checkpoint(path, _buffer_tree(1), {})
+    next(tmp_path.glob("*.npy")).unlink()
+    with pytest.raises(CheckpointError, match=r"is corrupt \(sidecar step.msgpack\..*\.npy"):
+        load_checkpoint(path, _buffer_tree(0))
+
+
+def test_pruned_resume_points_take_their_sidecars(tmp_path, small_sidecars):
+    from scalerl.train.resume import checkpoint_path, prune_resume
+
+    for t in (10, 20, 30):
+        save_checkpoint(checkpoint_path(tmp_path, t), _buffer_tree(t), {})
+    prune_resume(tmp_path)
+    left = sorted(p.name.split(".")[0] for p in (tmp_path / "resume").iterdir())
+    assert left == ["step-0000000020"] * 2 + ["step-0000000030"] * 2

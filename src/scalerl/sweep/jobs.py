@@ -144,10 +144,11 @@ def resume_groups(runs: list[RunSpec]) -> list[tuple[list[RunSpec], int]]:
 
 def drop_checkpoints_after(run_dir: Path, step: int) -> None:
     """Delete resume checkpoints newer than `step` (resume continues from `step`, exactly)."""
+    from scalerl.train.checkpoint import remove_checkpoint
     from scalerl.train.resume import checkpoint_path
 
     for newer in checkpoint_steps(run_dir) - set(range(step + 1)):
-        checkpoint_path(run_dir, newer).unlink()
+        remove_checkpoint(checkpoint_path(run_dir, newer))
 
 
 def classify(runs: tuple[RunSpec, ...]) -> tuple[list[RunSpec], list[RunSpec]]:

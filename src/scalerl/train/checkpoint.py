@@ -8,6 +8,12 @@ version (:data:`CHECKPOINT_FORMAT`) and the scalerl version.
 Files are written to a temporary file in the target directory, fsynced, then renamed over the
 target with ``os.replace``: a crash at any point leaves either the old or the new checkpoint,
 never a partial one.
+
+Arrays of at least :data:`SIDECAR_BYTES` (replay buffers) are written next to the checkpoint as
+``<name>.<token>.<i>.npy`` files, streamed from the arrays' memory, and the msgpack file holds a
+reference to each: saving needs no second in-memory copy of a large buffer and loading maps the
+file instead of reading it into a bytes object first. The sidecars are written before the msgpack
+file, which commits them; :func:`remove_checkpoint` deletes a checkpoint with its sidecars.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import contextlib
 import json
 import os
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,9 @@ CHECKPOINT_FORMAT = 1
 
 FORMAT_KEY = "checkpoint_format"
 VERSION_KEY = "scalerl_version"
+SIDECAR_BYTES = 64 * 2**20
+"""Arrays of at least this many bytes are saved as `.npy` sidecar files."""
+SIDECAR_KEY = "__npy_sidecar__"
 
 
 def _is_typed_key(x: Any) -> bool:
@@ -65,17 +75,20 @@ def _normalise_meta(meta: dict) -> dict:
     return {**clean, FORMAT_KEY: CHECKPOINT_FORMAT, VERSION_KEY: __version__}
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes | np.ndarray) -> None:
     """Writes ``data`` to ``path`` through a fsynced temporary file and ``os.replace``.
 
     Args:
         path: Destination file.
-        data: File contents.
+        data: File contents, or an array written in `.npy` format.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            if isinstance(data, np.ndarray):
+                np.save(f, data, allow_pickle=False)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -110,11 +123,50 @@ def save_checkpoint(path: Path, tree: Any, meta: dict) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "meta": _normalise_meta(meta),
-        "state": serialization.to_state_dict(_to_host(tree)),
-    }
+    token = uuid.uuid4().hex[:12]
+    state = _split_large(serialization.to_state_dict(_to_host(tree)), path, token, [0])
+    payload = {"meta": _normalise_meta(meta), "state": state}
     _write_atomic(path, serialization.msgpack_serialize(payload, in_place=True))
+    for old in _sidecars(path):
+        if not old.name.startswith(f"{path.name}.{token}."):
+            old.unlink(missing_ok=True)
+
+
+def _split_large(node: Any, path: Path, token: str, count: list[int]) -> Any:
+    """The state dict with every large array written to a sidecar and replaced by its name."""
+    if isinstance(node, dict):
+        return {k: _split_large(v, path, token, count) for k, v in node.items()}
+    if not isinstance(node, np.ndarray) or node.nbytes < SIDECAR_BYTES:
+        return node
+    name = f"{path.name}.{token}.{count[0]}.npy"
+    count[0] += 1
+    _write_atomic(path.parent / name, node)
+    return {SIDECAR_KEY: name}
+
+
+def _sidecars(path: Path) -> list[Path]:
+    """The sidecar files of checkpoint `path` (of any save)."""
+    return list(path.parent.glob(f"{path.name}.*.npy"))
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint file and its sidecar arrays (missing files are fine)."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    for sidecar in _sidecars(path):
+        sidecar.unlink(missing_ok=True)
+
+
+def _join_large(node: Any, path: Path) -> Any:
+    """The state dict with every sidecar reference replaced by the memory-mapped array."""
+    if not isinstance(node, dict):
+        return node
+    if set(node) == {SIDECAR_KEY}:
+        try:
+            return np.load(path.parent / node[SIDECAR_KEY], mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise _corrupt(path, f"sidecar {node[SIDECAR_KEY]}: {e}") from None
+    return {k: _join_large(v, path) for k, v in node.items()}
 
 
 def _corrupt(path: Path, reason: str) -> CheckpointError:
@@ -139,7 +191,7 @@ def _read_payload(path: Path) -> dict:
     if not isinstance(payload, dict) or not {"meta", "state"} <= payload.keys():
         raise _corrupt(path, "not a scalerl checkpoint: no meta/state entries")
     _check_format(path, payload["meta"])
-    return payload
+    return payload | {"state": _join_large(payload["state"], path)}
 
 
 def _check_format(path: Path, meta: Any) -> None:
@@ -252,6 +304,8 @@ def _match_template_leaf(template_leaf: Any, restored: Any) -> Any:
         return jax.random.wrap_key_data(jnp.asarray(restored), impl=impl)
     if isinstance(template_leaf, jax.Array | jax.ShapeDtypeStruct):
         return jnp.asarray(restored)
+    if isinstance(restored, np.memmap):  # a sidecar: keep no mapping of a file that may go
+        return np.array(restored)
     return restored
 
 

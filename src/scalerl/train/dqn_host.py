@@ -47,10 +47,10 @@ from scalerl.train.dqn_evaluate import eval_key, eval_seeds, host_episodes, make
 from scalerl.train.dqn_fused import sample_and_learn
 from scalerl.train.ppo_host import Tally, final_observations
 from scalerl.train.resume import (
-    KEEP_RESUME,
     checkpoint_path,
     clean_partial_writes,
     list_checkpoints,
+    prune_resume,
     restart_note,
 )
 from scalerl.train.setup import CHECKPOINT_NAME
@@ -340,8 +340,7 @@ class HostLoop:
         meta = {"round": pos.round, "env_step": pos.round * cfg.agent.steps_per_round}
         meta["algo"] = "dqn"
         save_checkpoint(checkpoint_path(run_dir, meta["env_step"]), tree, meta)
-        for old in list_checkpoints(run_dir)[KEEP_RESUME:]:
-            old.unlink(missing_ok=True)
+        prune_resume(run_dir)
         save_checkpoint(run_dir / CHECKPOINT_NAME, {"state": tree["state"]}, meta)
 
 

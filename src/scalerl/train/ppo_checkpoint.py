@@ -18,7 +18,7 @@ from typing import Any
 
 from scalerl.errors import CheckpointError
 from scalerl.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
-from scalerl.train.resume import KEEP_RESUME, checkpoint_path, list_checkpoints
+from scalerl.train.resume import checkpoint_path, list_checkpoints, prune_resume
 from scalerl.train.setup import CHECKPOINT_NAME
 
 
@@ -28,8 +28,7 @@ def save_point(run_dir: Path, state: Any, resume_tree: Any, meta: dict) -> None:
     `meta["algo"]` labels the files (default ppo; PQN's host loop passes pqn)."""
     meta = {"algo": "ppo"} | meta
     save_checkpoint(checkpoint_path(run_dir, meta["env_step"]), resume_tree, meta)
-    for old in list_checkpoints(run_dir)[KEEP_RESUME:]:
-        old.unlink(missing_ok=True)
+    prune_resume(run_dir)
     save_checkpoint(Path(run_dir) / CHECKPOINT_NAME, state, meta)
 
 

@@ -20,7 +20,12 @@ import jax
 import numpy as np
 
 from scalerl.errors import CheckpointError
-from scalerl.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+from scalerl.train.checkpoint import (
+    load_checkpoint,
+    read_checkpoint_meta,
+    remove_checkpoint,
+    save_checkpoint,
+)
 
 RESUME_DIR = "resume"
 """Sub-directory of a run holding its resume checkpoints."""
@@ -81,8 +86,13 @@ def has_resume_point(run_dir: Path) -> bool:
 def save_resume(run_dir: Path, tree: dict[str, Any], counters: LoopCounters, meta: dict) -> None:
     """Write one seed's resume checkpoint and prune all but the newest `KEEP_RESUME`."""
     save_checkpoint(checkpoint_path(run_dir, counters.t), tree, meta | asdict(counters))
+    prune_resume(run_dir)
+
+
+def prune_resume(run_dir: Path) -> None:
+    """Delete all but the newest `KEEP_RESUME` resume checkpoints (with their sidecars)."""
     for old in list_checkpoints(run_dir)[KEEP_RESUME:]:
-        old.unlink(missing_ok=True)
+        remove_checkpoint(old)
 
 
 def load_resume(run_dir: Path, template_fn: Any) -> tuple[dict[str, Any], dict]:
