@@ -7,13 +7,13 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-from flax import serialization
 
 from scalerl.cli import main
 from scalerl.config_dqn import DQNConfig, DQNTrainConfig, eval_due
 from scalerl.envs.discrete import make_discrete_env
 from scalerl.envs.jax_envs import make_jax_env
 from scalerl.train import dqn_host
+from scalerl.train.checkpoint import read_checkpoint
 from scalerl.train.dqn_evaluate import eval_seeds, host_episodes, jax_episodes
 from scalerl.train.dqn_run import build
 from scalerl.train.logging import read_metrics_csv
@@ -69,7 +69,7 @@ def test_host_greedy_episodes_equal_a_hand_rollout():
 
 
 def _tree(path):
-    return jax.tree_util.tree_leaves(serialization.msgpack_restore(path.read_bytes())["state"])
+    return jax.tree_util.tree_leaves(read_checkpoint(path)[0])
 
 
 @pytest.mark.slow
@@ -84,8 +84,12 @@ def test_gymnax_run_logs_eval_and_scalerl_evaluate(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_host_kill_and_resume_equals_the_uninterrupted_run(tmp_path, monkeypatch):
-    args = [*TINY, "--env", "CartPole-v1", "--num-envs", "2", "--checkpoint-every", "16",
+@pytest.mark.parametrize("env", ["CartPole-v1", "ale:Pong"])
+def test_host_kill_and_resume_equals_the_uninterrupted_run(env, tmp_path, monkeypatch):
+    from scalerl.train import checkpoint
+
+    monkeypatch.setattr(checkpoint, "SIDECAR_BYTES", 1024)  # the replay goes to a sidecar
+    args = [*TINY, "--env", env, "--num-envs", "2", "--checkpoint-every", "16",
             "--prioritized", "--run-root", str(tmp_path)]  # fmt: skip
     assert main(["train", *args, "--name", "full"]) == 0
     original = dqn_host.HostLoop._checkpoint

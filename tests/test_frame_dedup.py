@@ -115,6 +115,6 @@ def test_a_buffer_bigger_than_the_memory_is_refused(tmp_path, monkeypatch, capsy
     pytest.importorskip("ale_py")
     monkeypatch.setattr(memory, "available_bytes", lambda: 10**9)
     args = ["train", "--algo", "dqn", "--env", "ale:Pong", "--run-root", str(tmp_path)]
-    assert main(args) == 2  # the preset's 100k transitions: 1.4 GB
+    assert main(args) == 2  # the preset's 1M transitions: 14.1 GB
     err = capsys.readouterr().err
-    assert "needs 1.4 GB but this machine has 1.0 GB available; lower --buffer-capacity" in err
+    assert "needs 14.1 GB but this machine has 1.0 GB available; lower --buffer-capacity" in err

@@ -14,10 +14,9 @@ Three presets, picked from the environment id unless --preset says otherwise:
 * atari (ale:<Game>): Mnih et al. 2015 ("Human-level control through deep reinforcement
   learning", Extended Data Table 1): Nature torso, batch 32, an update every 4 agent steps,
   target copy every 10k updates, ε 1 -> 0.1 over 1M steps, 50k steps before learning, Huber
-  loss; Adam with lr 6.25e-5 and eps 1.5e-4 (Hessel et al. 2018, "Rainbow", Table 1) and a
-  100k-transition replay (1.4 GB with frame deduplication, `dedup_frames`). The paper's 1M
-  transitions take 14 GB deduplicated (56 GB as whole 84x84x4 stack pairs), and writing a
-  resume point holds a second copy in memory.
+  loss, a 1M-transition replay; Adam with lr 6.25e-5 and eps 1.5e-4 (Hessel et al. 2018,
+  "Rainbow", Table 1). With frame deduplication (`dedup_frames`) the replay takes 14 GB (56 GB
+  as whole 84x84x4 stack pairs); resume points stream it to disk without a second copy.
 
 Evaluation episodes act ε-greedily with a small ε_eval = 0.05 in every preset: the value of
 Mnih et al. 2015 (Methods, "Evaluation procedure") and of CleanRL's DQN evaluation; Rainbow and
@@ -145,7 +144,7 @@ def dqn_preset(name: str) -> DQNConfig:
     if name == "atari":
         return DQNConfig(
             torso="nature", kind="none", loss="huber", target_every=10_000, eps_end=0.1,
-            eps_decay_steps=1_000_000, buffer_capacity=100_000, batch_size=32,
+            eps_decay_steps=1_000_000, buffer_capacity=1_000_000, batch_size=32,
             learning_starts=50_000, train_every=4, lr=6.25e-5, adam_eps=1.5e-4,
         )  # fmt: skip
     raise ConfigError(f"unknown DQN preset {name!r}; choose one of {', '.join(PRESETS)}")

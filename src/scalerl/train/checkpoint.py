@@ -194,6 +194,15 @@ def _read_payload(path: Path) -> dict:
     return payload | {"state": _join_large(payload["state"], path)}
 
 
+def read_checkpoint(path: Path) -> tuple[dict, dict]:
+    """Reads a checkpoint without a template: (state dict of numpy arrays, meta).
+
+    Sidecar arrays come memory-mapped. Raises CheckpointError as `load_checkpoint` does.
+    """
+    payload = _read_payload(Path(path))
+    return payload["state"], payload["meta"]
+
+
 def _check_format(path: Path, meta: Any) -> None:
     """Raises CheckpointError unless ``meta`` declares the supported format version."""
     if not isinstance(meta, dict) or FORMAT_KEY not in meta:

@@ -233,6 +233,7 @@ class HostRun:
             return
         meta = read_checkpoint_meta(points[0])
         done = meta["round"] * self.cfg.agent.train_every
+        pos.replay = jax.tree_util.tree_map(_shape_of, pos.replay)  # free it before loading
         tree, _ = load_checkpoint(points[0], resume_tree(pos, done))
         pos.actions[:done] = np.asarray(tree["actions"])
         pos.obs = replay_actions(self.venv, self.cfg.seed, pos.actions[:done], pos.tally)
@@ -257,6 +258,10 @@ class HostRun:
             self.venv.close()
             for env in eval_envs:
                 env.close()
+
+
+def _shape_of(x: jax.Array) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(x.shape, x.dtype)
 
 
 def resume_tree(pos: Position, steps: int) -> dict:
