@@ -16,6 +16,7 @@ Hare & Tortoise. Kernels are projected after every actor and critic step when
 
 from __future__ import annotations
 
+import abc
 import functools
 import math
 from dataclasses import dataclass
@@ -93,7 +94,7 @@ def bc_term(cfg: AgentConfig, q: jax.Array, action: jax.Array, data_action: jax.
 
 
 @dataclass(frozen=True)
-class ActorCritic:
+class ActorCritic(abc.ABC):
     """An off-policy actor-critic's static parts (networks, optimizers, constants) and its pure
     functions over `SACState`.
 
@@ -156,12 +157,12 @@ class ActorCritic:
 
     # ------------------------------------------------------------------ algorithm hooks
 
+    @abc.abstractmethod
     def act(
         self, state: SACState, obs: jax.Array, key: jax.Array, deterministic: bool = False
     ) -> jax.Array:
         """Algorithm hook: the action for `obs` ((d_o,) or (B, d_o)); `deterministic` for
         evaluation, else the data-collection action."""
-        raise NotImplementedError
 
     def explore(
         self, state: SACState, obs: jax.Array, key: jax.Array, restart: jax.Array
@@ -176,11 +177,11 @@ class ActorCritic:
         del key, actor_params
         return {}
 
+    @abc.abstractmethod
     def _actor_grads(
         self, state: SACState, obs: jax.Array, data_action: jax.Array, key: jax.Array
     ) -> tuple[Any, Metrics]:
         """Algorithm hook: gradient of the actor loss at `state.actor.params` and its metrics."""
-        raise NotImplementedError
 
     def _alpha(self, temp: NetState) -> jax.Array:
         """Algorithm hook: the entropy temperature the TD target uses (default 0)."""
@@ -195,11 +196,11 @@ class ActorCritic:
         del actor_info
         return temp, {}, jnp.float32(0.0)
 
+    @abc.abstractmethod
     def _next_action(
         self, state: SACState, actor_params: Any, alpha: jax.Array, next_obs: jax.Array, key
     ) -> tuple[jax.Array, jax.Array]:
         """Algorithm hook: (action at the next state, entropy term (B,)) of the TD target."""
-        raise NotImplementedError
 
     def _delay(
         self, state: SACState, actor: NetState, target_params: Any

@@ -12,6 +12,7 @@ evaluates, which critic(s) it maximises, and the action of the TD target.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import jax
@@ -48,13 +49,13 @@ class DeterministicActorCritic(ActorCritic):
 
     # ------------------------------------------------------------------ subclass hooks
 
+    @abc.abstractmethod
     def _loss_action(self, params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
         """The action the actor loss evaluates the critic at."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _loss_q(self, q_all: jax.Array) -> jax.Array:
         """The Q value (B,) the actor maximises, from every critic's (num_qs, B)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ shared parts
 
@@ -130,8 +131,8 @@ class DeterministicActorCritic(ActorCritic):
         action = self.target_action(state, actor_params, next_obs, key)
         return action, jnp.zeros(next_obs.shape[:-1], jnp.float32)
 
+    @abc.abstractmethod
     def target_action(
         self, state: SACState, actor_params: Any, next_obs: jax.Array, key: jax.Array
     ) -> jax.Array:
         """The action the target critic is evaluated at."""
-        raise NotImplementedError
