@@ -118,3 +118,4 @@ def test_a_buffer_bigger_than_the_memory_is_refused(tmp_path, monkeypatch, capsy
     assert main(args) == 2  # the preset's 1M transitions: 14.1 GB
     err = capsys.readouterr().err
     assert "needs 14.1 GB but this machine has 1.0 GB available; lower --buffer-capacity" in err
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())  # refused before any run dir

@@ -112,22 +112,24 @@ def host_fns(agent: DQN) -> HostFns:
     return HostFns(jax.jit(act), add, jax.jit(learn), jax.jit(health), jax.jit(agent.act_eval))
 
 
-def empty_replay(agent: DQN, venv: gym.vector.VectorEnv, env_id: str) -> Replay:
-    """A replay shaped like the vector env's observations (uint8 frames stay uint8; Atari
-    stacks deduplicated with `dedup_frames`), and its priorities when prioritised.
-
-    Raises:
-        ConfigError: the buffer would not fit in the memory this machine has available.
-    """
+def replay_layout(agent: DQN, venv: gym.vector.VectorEnv, env_id: str) -> tuple[Step, int]:
+    """(one vector step shaped like the vector env's observations, frames deduplicated: the
+    Atari stack depth with `dedup_frames` on ale: ids, else 0)."""
     space = venv.single_observation_space
-    n, rows = agent.cfg.num_envs, buffer_rows(agent.cfg)
+    n = agent.cfg.num_envs
     obs = jnp.zeros((n, *space.shape), space.dtype)
     zeros = jnp.zeros((n,), jnp.float32)
     example = Step(obs, zeros.astype(jnp.int32), zeros, zeros, zeros, obs)
     stack = space.shape[-1] if agent.cfg.dedup_frames and env_id.startswith(ALE_PREFIX) else 0
-    check_memory(replay_nbytes(rows, example, stack), "--buffer-capacity")
-    pr = priorities_init(rows, n) if agent.cfg.prioritized else None
-    return vec_replay_init(rows, example, stack), pr
+    return example, stack
+
+
+def empty_replay(agent: DQN, venv: gym.vector.VectorEnv, env_id: str) -> Replay:
+    """An empty replay (uint8 frames stay uint8; Atari stacks deduplicated with
+    `dedup_frames`), and its priorities when prioritised."""
+    rows = buffer_rows(agent.cfg)
+    pr = priorities_init(rows, agent.cfg.num_envs) if agent.cfg.prioritized else None
+    return vec_replay_init(rows, *replay_layout(agent, venv, env_id)), pr
 
 
 def collect(
@@ -203,10 +205,13 @@ class HostRun:
 
     @classmethod
     def open(cls, cfg: DQNTrainConfig, run_dir: Path | None) -> HostRun:
-        """The vector env of `cfg.seed` and its agent (a bad id or option fails here)."""
+        """The vector env of `cfg.seed` and its agent (a bad id or option, or a replay bigger
+        than the available memory, fails here)."""
         venv = make_vector_env(cfg, cfg.seed)
         try:
             agent = host_agent(cfg, venv.single_observation_space, venv.single_action_space)
+            nbytes = replay_nbytes(buffer_rows(cfg.agent), *replay_layout(agent, venv, cfg.env))
+            check_memory(nbytes, "--buffer-capacity")
         except Exception:
             venv.close()
             raise
