@@ -97,10 +97,9 @@ def test_sac_trains_evaluates_and_refuses_video_on_a_brax_id(tmp_path):
 @pytest.mark.slow  # about 90 s on 2 cores
 def test_sac_learns_and_ppo_runs_on_brax_inverted_pendulum(tmp_path):
     _train(tmp_path, "--env-steps", "5000", "--warmup-steps", "1000", "--eval-every", "5000",
-           "--eval-episodes", "5", "--seeds", "0-1")  # fmt: skip
-    for seed in (0, 1):
-        returns = [v for _, v in _evals(tmp_path / f"b-s{seed}")]
-        assert returns[0] < 100 and returns[-1] > 140  # measured: 62 -> 222 and 72 -> 194
+           "--eval-episodes", "5")  # fmt: skip
+    returns = [v for _, v in _evals(tmp_path / "b")]
+    assert returns[0] < 100 and returns[-1] > 140  # measured: 62 -> 222
     _train(tmp_path / "ppo", "--algo", "ppo", "--env-steps", "4096", "--num-envs", "16")
     evals = _evals(tmp_path / "ppo" / "b")
     assert [s for s, _ in evals] == [4096] and evals[0][1] > 0
