@@ -23,6 +23,8 @@ import json
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
+from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +126,7 @@ def save_checkpoint(path: Path, tree: Any, meta: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex[:12]
-    state = _split_large(serialization.to_state_dict(_to_host(tree)), path, token, [0])
+    state = _split_large(serialization.to_state_dict(_to_host(tree)), path, token, count())
     payload = {"meta": _normalise_meta(meta), "state": state}
     _write_atomic(path, serialization.msgpack_serialize(payload, in_place=True))
     for old in _sidecars(path):
@@ -132,14 +134,13 @@ def save_checkpoint(path: Path, tree: Any, meta: dict) -> None:
             old.unlink(missing_ok=True)
 
 
-def _split_large(node: Any, path: Path, token: str, count: list[int]) -> Any:
+def _split_large(node: Any, path: Path, token: str, numbers: Iterator[int]) -> Any:
     """The state dict with every large array written to a sidecar and replaced by its name."""
     if isinstance(node, dict):
-        return {k: _split_large(v, path, token, count) for k, v in node.items()}
+        return {k: _split_large(v, path, token, numbers) for k, v in node.items()}
     if not isinstance(node, np.ndarray) or node.nbytes < SIDECAR_BYTES:
         return node
-    name = f"{path.name}.{token}.{count[0]}.npy"
-    count[0] += 1
+    name = f"{path.name}.{token}.{next(numbers)}.npy"
     _write_atomic(path.parent / name, node)
     return {SIDECAR_KEY: name}
 

@@ -217,28 +217,29 @@ class HostRun:
             raise
         return cls(cfg, run_dir, venv, agent)
 
-    def fresh(self) -> Position:
-        """Step 0: initial agent state, empty replay, seeded reset, empty action log."""
+    def fresh(self, allocate: bool = True) -> Position:
+        """Step 0: initial agent state, empty replay, seeded reset, empty action log; without
+        `allocate` the replay is only its shapes (a template for loading a resume point)."""
         cfg, n = self.cfg, self.cfg.agent.num_envs
         state = self.agent.init(jax.random.PRNGKey(cfg.seed))
         obs, _ = self.venv.reset(seed=cfg.seed)
         log = np.zeros((num_rounds(cfg) * cfg.agent.train_every, n), np.int32)
         tally = Tally(np.zeros(n), np.zeros(n))
-        replay = empty_replay(self.agent, self.venv, cfg.env)
+        make = lambda: empty_replay(self.agent, self.venv, cfg.env)  # noqa: E731
+        replay = make() if allocate else jax.eval_shape(make)
         return Position(state, replay, obs, tally, 0, log)
 
     def resume(self) -> None:
         """Continue from the newest resume point (from step 0 when there is none)."""
         clean_partial_writes(self.run_dir)
-        pos = self.fresh()
         points = list_checkpoints(self.run_dir)
         if not points:
             restart_note([self.run_dir])
-            self.run(pos, -1)
+            self.run(self.fresh(), -1)
             return
+        pos = self.fresh(allocate=False)  # the loaded replay is the only copy in memory
         meta = read_checkpoint_meta(points[0])
         done = meta["round"] * self.cfg.agent.train_every
-        pos.replay = jax.tree_util.tree_map(_shape_of, pos.replay)  # free it before loading
         tree, _ = load_checkpoint(points[0], resume_tree(pos, done))
         pos.actions[:done] = np.asarray(tree["actions"])
         pos.obs = replay_actions(self.venv, self.cfg.seed, pos.actions[:done], pos.tally)
@@ -263,10 +264,6 @@ class HostRun:
             self.venv.close()
             for env in eval_envs:
                 env.close()
-
-
-def _shape_of(x: jax.Array) -> jax.ShapeDtypeStruct:
-    return jax.ShapeDtypeStruct(x.shape, x.dtype)
 
 
 def resume_tree(pos: Position, steps: int) -> dict:
