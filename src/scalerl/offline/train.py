@@ -32,6 +32,7 @@ from scalerl.envs import env_info, make_env, suite_preset
 from scalerl.errors import CheckpointError, ConfigError, TrainingError
 from scalerl.offline.scores import normalized_score, reference_range
 from scalerl.offline.warmup import warm_seed_states
+from scalerl.seed_axis import vmap_seeds
 from scalerl.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from scalerl.train.compile_cache import enable_compilation_cache
 from scalerl.train.evaluate import evaluate_batch, make_policy
@@ -345,7 +346,7 @@ def make_chunk(sac: ActorCritic, num_updates: int):
         )
         return sac.update_many(state.replace(rng=rng), batches)
 
-    return jax.jit(jax.vmap(one, in_axes=(0, None)), donate_argnums=(0,))
+    return jax.jit(vmap_seeds(one, in_axes=(0, None)), donate_argnums=(0,))
 
 
 def chunk_size(cfg: OfflineConfig) -> int:

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import optax
 from jax.scipy.linalg import solve_triangular
 
+from scalerl.seed_axis import SEED_AXIS
+
 PyTree = Any
 Factors = tuple[jax.Array, ...]
 _TINY = float(jnp.finfo(jnp.float32).tiny)
@@ -204,11 +206,24 @@ def _decide(
     prob: float | Callable[[jax.Array], jax.Array], count: jax.Array, key: jax.Array
 ) -> jax.Array | bool:
     """Traced "update the preconditioner now?"; a Python bool for constant 0 or 1 (no cond)."""
-    if callable(prob):
-        return jax.random.uniform(key) < prob(count)
-    if prob <= 0 or prob >= 1:
+    if not callable(prob) and (prob <= 0 or prob >= 1):
         return bool(prob >= 1)
-    return jax.random.uniform(key) < prob
+    p = prob(count) if callable(prob) else prob
+    return _across_seeds(jax.random.uniform(key) < p)
+
+
+def _across_seeds(flag: jax.Array) -> jax.Array:
+    """Under `vmap_seeds`, one decision for all seeds: true if any seed's is.
+
+    Every seed's state starts from the same key and count, so the seeds' decisions agree and the
+    reduction changes no result; it makes the predicate unbatched, so `lax.cond` runs the refit
+    only when taken instead of (as a batched select) at every step for every seed. Outside the
+    seeds axis the flag is returned as is.
+    """
+    try:
+        return jax.lax.pmax(flag.astype(jnp.int32), SEED_AXIS) > 0
+    except NameError:  # not inside vmap_seeds
+        return flag
 
 
 def scale_by_kron(
@@ -227,7 +242,8 @@ def scale_by_kron(
     factors from M (or G) and a Gaussian probe, rebalancing them with probability
     `balance_prob`; return clip(P(M)) (global norm √(#params), then [−1, 1] per entry). The
     random decisions use a key carried in the state and `lax.cond`, so the transform is
-    jit/scan friendly (under `vmap` the cond becomes a select that runs both branches).
+    jit/scan friendly. Under `vmap_seeds` the decision is shared by all seeds and stays a
+    branch; under a plain `vmap` the cond becomes a select that runs both branches.
 
     Args:
         b1: momentum coefficient β₁.

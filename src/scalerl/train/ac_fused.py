@@ -27,6 +27,7 @@ from scalerl.buffers.replay import ReplayState, Transition, replay_init
 from scalerl.envs.jax_envs import JaxEnv
 from scalerl.errors import ConfigError
 from scalerl.offline.finetune import initial_state
+from scalerl.seed_axis import vmap_seeds
 from scalerl.train.jax_episodes import play_episodes
 from scalerl.train.ppo_fused import EnvCarry, env_init, episode_tally
 from scalerl.train.step import train_step
@@ -169,7 +170,7 @@ def chunk_fn(sac: ActorCritic, env: JaxEnv, shape: tuple[int, int], warm: bool, 
 def make_chunk_many(sac: ActorCritic, env: JaxEnv, shape: tuple[int, int], warm: bool, n: int):
     """jit(vmap over seeds of `chunk_fn`). Nothing is donated: the chunk is long, and a donated
     carry of a loop with a traced trip count measured no faster here."""
-    fn = jax.vmap(chunk_fn(sac, env, shape, warm, n), in_axes=(0, 0, None))
+    fn = vmap_seeds(chunk_fn(sac, env, shape, warm, n), in_axes=(0, 0, None))
     return jax.jit(fn)
 
 

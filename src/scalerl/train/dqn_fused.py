@@ -35,6 +35,7 @@ from scalerl.buffers.vec_replay import (
 )
 from scalerl.config_dqn import buffer_rows
 from scalerl.envs.jax_envs import JaxEnv
+from scalerl.seed_axis import vmap_seeds
 from scalerl.train.ppo_fused import EnvCarry, env_init, episode_tally, seed_keys
 
 Metrics = dict[str, jax.Array]
@@ -169,7 +170,7 @@ def _chunk_fn(agent: DQN, env: JaxEnv, rounds: int, learn: bool, health: bool):
 
 def make_chunk_many(agent: DQN, env: JaxEnv, rounds: int, learn: bool, health: bool = False):
     """jit(vmap over seeds of (state, carry) -> (state, carry, (metrics, health)))."""
-    fn = jax.vmap(_chunk_fn(agent, env, rounds, learn, health))
+    fn = vmap_seeds(_chunk_fn(agent, env, rounds, learn, health))
     return jax.jit(fn, donate_argnums=(0, 1))
 
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from scalerl.agents.ppo import PPO, PPOState, Trajectory
 from scalerl.envs.jax_envs import JaxEnv
+from scalerl.seed_axis import vmap_seeds
 
 Metrics = dict[str, jax.Array]
 
@@ -127,7 +128,7 @@ def make_chunk(agent: PPO, env: JaxEnv, iters: int, health: bool = False):
 
 def make_chunk_many(agent: PPO, env: JaxEnv, iters: int, health: bool = False):
     """`make_chunk` vmapped over a leading seed axis of state and carry."""
-    return jax.jit(jax.vmap(_chunk_fn(agent, env, iters, health)), donate_argnums=(0, 1))
+    return jax.jit(vmap_seeds(_chunk_fn(agent, env, iters, health)), donate_argnums=(0, 1))
 
 
 def init_seeds(agent: PPO, env: JaxEnv, seeds: list[int]) -> tuple[PPOState, EnvCarry]:

@@ -25,6 +25,7 @@ from scalerl.buffers.replay import (
     replay_add_batch,
     replay_sample_many,
 )
+from scalerl.seed_axis import vmap_seeds
 
 StepFn = Callable[
     [SACState, ReplayState, Transition, jax.Array],
@@ -37,7 +38,7 @@ def make_train_step(
 ) -> StepFn:
     """`train_step` jitted and vmapped over a leading seed axis; the state and the buffer are
     donated. Every argument and result carries the seed axis (S >= 1)."""
-    return jax.jit(jax.vmap(train_step(sac, num_updates, random_action, num_envs)),
+    return jax.jit(vmap_seeds(train_step(sac, num_updates, random_action, num_envs)),
                    donate_argnums=(0, 1))  # fmt: skip
 
 
