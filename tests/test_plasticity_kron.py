@@ -10,6 +10,7 @@ import numpy as np
 import optax
 
 from scalerl.plasticity.kron import kron, precond_update_prob_schedule, scale_by_kron
+from scalerl.seed_axis import vmap_seeds
 
 
 def test_state_shapes_and_dtypes():
@@ -118,6 +119,28 @@ def test_preconditioner_updates_follow_probability_inside_scan():
             np.testing.assert_array_equal(q, np.triu(q))  # stays upper triangular
     assert not np.allclose(moved.qs["w"][0], np.eye(3))
     assert not np.allclose(moved.qs["b"][0], np.ones(2))
+
+
+def test_refit_decision_is_shared_across_vmapped_seeds():
+    """Under vmap_seeds the refit stays a `cond` (a plain vmap turns it into a select) and each
+    seed's update equals the one of its own unbatched run."""
+    tx = scale_by_kron(precond_update_prob=0.5)
+    params = {"w": jnp.zeros((3, 2))}
+    grads = {"w": jnp.stack([jnp.full((3, 2), g) for g in (1.0, -2.0, 0.5)])}
+    state = jax.vmap(lambda _: tx.init(params))(jnp.arange(3))
+
+    def run(g, st):
+        for _ in range(4):
+            u, st = tx.update(g, st)
+        return u, st
+
+    assert "cond[" in str(jax.make_jaxpr(vmap_seeds(run))(grads, state))
+    assert "cond[" not in str(jax.make_jaxpr(jax.vmap(run))(grads, state))
+    many_u, many_s = jax.jit(vmap_seeds(run))(grads, state)
+    for k in range(3):
+        one_u, one_s = jax.jit(run)({"w": grads["w"][k]}, tx.init(params))
+        np.testing.assert_allclose(many_u["w"][k], one_u["w"], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(many_s.qs["w"][0][k], one_s.qs["w"][0], rtol=1e-5, atol=1e-7)
 
 
 def rotation(t):
