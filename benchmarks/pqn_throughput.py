@@ -7,7 +7,7 @@ envs x 32 steps, 2 epochs x 32 minibatches, the MinAtar CNN). Compilation and on
 call are excluded from the timing. `--num-envs/--num-steps/--num-minibatches` shrink the
 rollout for a smoke run; `--torso none --trunk mlp` measures the flat-frame MLP instead of the
 CNN; `--trunk mlp --width 512 --depth 8` a deep, wide trunk on the CNN (the stable-gradients
-reproduction of docs/agents/pqn.md).
+reproduction of docs/agents/pqn.md); `--optimizer kron` its Kron variant.
 
     python benchmarks/pqn_throughput.py                           # Breakout-MinAtar, 1 and 8 seeds
     python benchmarks/pqn_throughput.py --seeds 1 --iters 1 --num-envs 4 --num-steps 8 \
@@ -40,13 +40,14 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=None)
     parser.add_argument("--num-steps", type=int, default=None)
     parser.add_argument("--num-minibatches", type=int, default=None)
+    parser.add_argument("--optimizer", default=None, help="radam|adam|adamw|kron (default: preset)")
     args = parser.parse_args()
     sizes = {
         k: v
         for k, v in {
             "num_envs": args.num_envs, "num_steps": args.num_steps,
             "num_minibatches": args.num_minibatches, "trunk": args.trunk, "torso": args.torso,
-            "width": args.width, "depth": args.depth,
+            "width": args.width, "depth": args.depth, "optimizer": args.optimizer,
         }.items()
         if v is not None
     }  # fmt: skip
@@ -61,6 +62,7 @@ def main() -> None:
                 "bench": "pqn_throughput", "env": env_id,
                 "torso": resolve_torso(agent_cfg.torso, env_id), "trunk": agent_cfg.trunk,
                 "width": agent_cfg.width, "depth": agent_cfg.depth,
+                "optimizer": agent_cfg.optimizer,
                 "seeds": seeds, "num_envs": agent_cfg.num_envs, "num_steps": agent_cfg.num_steps,
                 "iters": args.iters, "fused_steps_per_s": round(rate, 1),
                 "backend": jax.default_backend(),
