@@ -141,6 +141,7 @@ def test_refit_decision_is_shared_across_vmapped_seeds():
         one_u, one_s = jax.jit(run)({"w": grads["w"][k]}, tx.init(params))
         np.testing.assert_allclose(many_u["w"][k], one_u["w"], rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(many_s.qs["w"][0][k], one_s.qs["w"][0], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(one_s.qs["w"][0], np.eye(3))  # a refit did happen
 
 
 def rotation(t):
