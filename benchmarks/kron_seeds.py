@@ -30,12 +30,17 @@ from scalerl.train.pqn_run import build
 ENV = "gymnax:Breakout-MinAtar"
 
 
+def repeat(tree, n: int):
+    """`tree` stacked `n` times on a new leading axis."""
+    return jax.tree_util.tree_map(lambda x: jnp.stack([x] * n), tree)
+
+
 def q_params(seeds: int):
-    """The Q network's parameters, stacked `seeds` times."""
+    """The Q network's parameters, and them stacked `seeds` times."""
     agent_cfg = dataclasses.replace(pqn_preset(ENV), trunk="msr", width=256, depth=4)
     agent = build(PQNTrainConfig(env=ENV, env_steps=10**6, agent=agent_cfg), make_jax_env(ENV))
     params = agent.init(jax.random.PRNGKey(0)).net.params
-    return params, jax.tree_util.tree_map(lambda x: jnp.stack([x] * seeds), params)
+    return params, repeat(params, seeds)
 
 
 def scanned(opt, steps: int):
@@ -71,7 +76,7 @@ def main() -> None:
     params, grads = q_params(args.seeds)
     for p in args.probs:
         opt = kron(1e-4, precond_update_prob=lambda c, p=p: jnp.full_like(c, p, jnp.float32))
-        state = jax.tree_util.tree_map(lambda x: jnp.stack([x] * args.seeds), opt.init(params))
+        state = repeat(opt.init(params), args.seeds)
         run = scanned(opt, args.steps)
         fns = {"seed_axis": jax.jit(vmap_seeds(run)), "plain_vmap": jax.jit(jax.vmap(run))}
         best = {k: float("inf") for k in fns}
