@@ -9,6 +9,10 @@ at every step. The two variants alternate `--repeats` times; each figure is the 
 
     python benchmarks/kron_seeds.py                      # p = 0.03 (the schedule's floor) and 1
     python benchmarks/kron_seeds.py --steps 2 --repeats 1 --seeds 2   # smoke
+
+The figures in docs/plasticity/kron.md come from one pinned single-threaded process
+(`XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" taskset -c 0`).
+On two cores without pinning, the smoke run did not finish within 200 s here (not investigated).
 """
 
 from __future__ import annotations
